@@ -1,0 +1,131 @@
+"""Turning images into search vectors with a loaded model.
+
+The pipeline has two halves on purpose. ``raw`` vectors come straight from the
+network (the style code f, or the projection h(f)); the library stores those.
+``finish`` applies the model's post-processing and L2 normalisation; it is
+cheap and can be refitted on a user's collection without re-embedding.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from core.decode import Decoded, iter_decoded
+from core.errors import DeviceError
+from core.model import PROJECTION_DIM
+from core.modelfile import LoadedModel, PostProcess
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; asking for CUDA without it is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError("CUDA was requested but no CUDA GPU is available; use --device cpu or auto")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise DeviceError(f"unknown device {name!r}; expected auto, cpu or cuda")
+    return torch.device(name)
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class EmbeddedChunk:
+    """Raw vectors for the decodable inputs of a chunk, plus the ones that failed."""
+
+    paths: list[str]
+    positions: list[int]
+    raw: np.ndarray
+    sizes: list[tuple[int, int]]
+    failed: list[Decoded]
+
+
+class Embedder:
+    """A model placed on a device, embedding batches of decoded pixels.
+
+    ``which`` overrides the model file's recorded choice of vector: "style" (f)
+    or "projection" (h(f)).
+    """
+
+    def __init__(self, model: LoadedModel, device: str = "auto", which: str | None = None) -> None:
+        self.model = model
+        self.device = resolve_device(device)
+        self.which = which or model.info.embedding
+        if self.which not in ("style", "projection"):
+            raise ValueError(f"which must be 'style' or 'projection', got {self.which!r}")
+        self.net = model.net.to(self.device).eval()
+        config = model.net.config
+        self.size = config.input_size
+        self._mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
+
+    @property
+    def post(self) -> PostProcess | None:
+        """Post-processing applies to style codes only; projections are already unit vectors."""
+        return self.model.post if self.which == "style" else None
+
+    @property
+    def dim(self) -> int:
+        return self.net.config.style_dim if self.which == "style" else PROJECTION_DIM
+
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.float16)
+        return nullcontext()
+
+    def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
+        """(N, H, W, 3) uint8 to (N, D) float32 raw vectors."""
+        with torch.inference_mode():
+            x = torch.from_numpy(pixels).to(self.device, non_blocking=True)
+            x = x.permute(0, 3, 1, 2).float().div_(255.0)
+            x = (x - self._mean) / self._std
+            with self._autocast():
+                style = self.net.style_code(x)
+            # Statistics are accumulated in float32: AdaIN stds in half precision lose the
+            # small-channel detail that separates similar styles.
+            style = style.float()
+            out = self.net.head(style) if self.which == "projection" else style
+            return out.cpu().numpy().astype(np.float32)
+
+    def finish(self, raw: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
+        """Raw vectors to unit search vectors, with ``post`` overriding the model's own statistics."""
+        post = post if post is not None else self.post
+        raw = np.asarray(raw, dtype=np.float32)
+        return l2_normalise(post.apply(raw) if post is not None else raw)
+
+    def embed_chunks(self, paths: Iterable[str], batch_size: int = 16,
+                     workers: int | None = None) -> Iterator[EmbeddedChunk]:
+        """Decode ahead in worker processes and embed batch by batch, in input order."""
+        start = 0
+        for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=workers):
+            good = [i for i, d in enumerate(decoded) if d.error is None]
+            raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
+                   else np.zeros((0, self.dim), np.float32))
+            yield EmbeddedChunk(paths=[decoded[i].path for i in good], positions=[start + i for i in good],
+                                raw=raw, sizes=[decoded[i].size for i in good],
+                                failed=[d for d in decoded if d.error is not None])
+            start += len(decoded)
+
+    def embed_paths(self, paths: list[str], batch_size: int = 16, workers: int | None = None,
+                    progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict[str, str]]:
+        """Unit vectors for ``paths`` in order; failed rows are zero, reasons returned by path."""
+        out = np.zeros((len(paths), self.dim), np.float32)
+        errors: dict[str, str] = {}
+        for chunk in self.embed_chunks(paths, batch_size, workers):
+            if chunk.paths:
+                out[chunk.positions] = self.finish(chunk.raw)
+            errors.update({d.path: d.error for d in chunk.failed})
+            if progress is not None:
+                progress(len(chunk.paths) + len(chunk.failed))
+        return out, errors

@@ -1,0 +1,194 @@
+"""Model files: one safetensors file holding the weights, the post-processing
+statistics and a JSON metadata record. safetensors never executes code on load,
+so a model file from anywhere is safe to open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.errors import ModelFileError, NoTrainedModelError
+from core.model import Aladin, ModelConfig, build_model
+
+log = logging.getLogger(__name__)
+
+FORMAT = "aladin-model"
+FORMAT_VERSION = 1
+META_KEY = "aladin"
+EMBEDDINGS = ("style", "projection")
+BUILTIN_SEED = 20210
+BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
+RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
+DEFAULT_MODEL = RESOURCES / "default.safetensors"
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about itself; saved as JSON in the file header.
+
+    ``embedding`` records which vector search indexes: the style code f ("style")
+    or the projection h(f) ("projection"). ``trained`` is False only for the
+    built-in random baselines, so they can never be mistaken for a real model.
+    """
+
+    name: str
+    variant: str = "s"
+    input_size: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    embedding: str = "style"
+    trained: bool = True
+    training_data: str = ""
+    version: str = "1"
+    notes: dict = field(default_factory=dict)
+
+    def config(self) -> ModelConfig:
+        return ModelConfig(variant=self.variant, input_size=self.input_size,
+                           mean=tuple(self.mean), std=tuple(self.std))
+
+
+@dataclass
+class PostProcess:
+    """Per-dimension standardisation of raw style codes, fitted on a collection.
+
+    Raw codes are dominated by a few high-magnitude channels; centring and
+    scaling each dimension lets every channel's statistic vote.
+    """
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    def apply(self, raw: np.ndarray) -> np.ndarray:
+        return (raw - self.mean) * self.scale
+
+    @classmethod
+    def fit(cls, raw: np.ndarray, eps: float = 1e-6) -> "PostProcess":
+        raw = np.asarray(raw, dtype=np.float64)
+        return cls(mean=raw.mean(0).astype(np.float32),
+                   scale=(1.0 / (raw.std(0) + eps)).astype(np.float32))
+
+
+@dataclass
+class LoadedModel:
+    """A network ready for inference, with where it came from."""
+
+    net: Aladin
+    info: ModelInfo
+    post: PostProcess | None
+    source: str
+    checksum: str
+
+
+def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess | None = None) -> Path:
+    """Write a model file atomically (temp file, then rename)."""
+    from safetensors.torch import save_file
+
+    if info.embedding not in EMBEDDINGS:
+        raise ValueError(f"embedding must be one of {EMBEDDINGS}")
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    if post is not None:
+        tensors["post.mean"] = torch.from_numpy(np.ascontiguousarray(post.mean, dtype=np.float32))
+        tensors["post.scale"] = torch.from_numpy(np.ascontiguousarray(post.scale, dtype=np.float32))
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(info)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    tmp.replace(path)
+    return path
+
+
+def file_checksum(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _read_info(meta: dict | None, path: Path) -> ModelInfo:
+    if not meta or META_KEY not in meta:
+        raise ModelFileError(f"{path}: not an ALADIN model file (no '{META_KEY}' metadata)")
+    try:
+        record = json.loads(meta[META_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: damaged model metadata ({exc})") from exc
+    if record.pop("format", None) != FORMAT:
+        raise ModelFileError(f"{path}: not an ALADIN model file")
+    version = record.pop("format_version", None)
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: model file format {version} is not supported (expected {FORMAT_VERSION})")
+    known = set(ModelInfo.__dataclass_fields__)
+    try:
+        info = ModelInfo(**{k: v for k, v in record.items() if k in known})
+        info.config()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid model metadata ({exc})") from exc
+    if info.embedding not in EMBEDDINGS:
+        raise ModelFileError(f"{path}: unknown embedding kind {info.embedding!r}")
+    return info
+
+
+def load_model_file(path: str | Path) -> LoadedModel:
+    """Load a model file; any problem becomes a :class:`ModelFileError` naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata()
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(f"{path}: damaged or unreadable model file ({exc})") from exc
+    info = _read_info(meta, path)
+    net = build_model(info.config())
+    weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network") from exc
+    post = None
+    if "post.mean" in tensors:
+        post = PostProcess(mean=tensors["post.mean"].numpy(), scale=tensors["post.scale"].numpy())
+    net.eval()
+    return LoadedModel(net=net, info=info, post=post, source=str(path), checksum=file_checksum(path))
+
+
+def builtin_model(name: str) -> LoadedModel:
+    """A fixed-seed random network: the baseline a trained model must beat."""
+    variant = BUILTINS[name]
+    info = ModelInfo(name=name, variant=variant, trained=False, training_data="none (random init)")
+    net = build_model(info.config(), seed=BUILTIN_SEED).eval()
+    return LoadedModel(net=net, info=info, post=None, source=f"builtin:{name}",
+                       checksum=f"builtin:{name}:seed{BUILTIN_SEED}:v{FORMAT_VERSION}")
+
+
+def load_model(spec: str | Path | None = None) -> LoadedModel:
+    """Resolve a ``--model`` value: a built-in name, a file path, or None for the default.
+
+    Raises:
+        NoTrainedModelError: no model was named and no default model is installed.
+        ModelFileError: the named file is missing or damaged.
+    """
+    if spec is None:
+        if not DEFAULT_MODEL.is_file():
+            raise NoTrainedModelError(
+                "no trained model is installed; pass --model PATH to a model file, "
+                "or --model untrained-s for the random (untrained) baseline")
+        return load_model_file(DEFAULT_MODEL)
+    if str(spec) in BUILTINS:
+        model = builtin_model(str(spec))
+        log.warning("using %s: a random, untrained network (baseline only)", spec)
+        return model
+    return load_model_file(spec)
