@@ -1,0 +1,123 @@
+"""The embedding pipeline and the public ``aladin embed`` contract."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.embedder import Embedder, resolve_device
+from core.errors import DeviceError
+from core.model import build_model
+from core.modelfile import ModelInfo, PostProcess, load_model_file, save_model
+from tests.conftest import make_image
+
+
+@pytest.fixture
+def model_path(tmp_path):
+    info = ModelInfo(name="tiny", input_size=32, training_data="test")
+    return save_model(tmp_path / "tiny.safetensors", build_model(info.config(), seed=5), info)
+
+
+@pytest.fixture
+def image_paths(tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    return [str(make_image(folder / f"{i}.png", size=(40 + i * 7, 50), seed=i)) for i in range(7)]
+
+
+def test_same_image_same_vector_and_batch_size_does_not_matter(model_path, image_paths):
+    emb = Embedder(load_model_file(model_path), device="cpu")
+    a, _ = emb.embed_paths(image_paths, batch_size=1, workers=0)
+    b, _ = emb.embed_paths(image_paths, batch_size=5, workers=0)
+    c, _ = emb.embed_paths(image_paths[::-1], batch_size=3, workers=0)
+    assert np.allclose(a, b, atol=1e-5)
+    assert np.allclose(a, c[::-1], atol=1e-5)
+    assert np.allclose(np.linalg.norm(a, axis=1), 1, atol=1e-5)
+    assert not np.allclose(a[0], a[1])
+
+
+def test_worker_processes_give_the_same_vectors(model_path, image_paths):
+    emb = Embedder(load_model_file(model_path), device="cpu")
+    inline, _ = emb.embed_paths(image_paths, batch_size=2, workers=0)
+    pooled, _ = emb.embed_paths(image_paths, batch_size=2, workers=2)
+    assert np.allclose(inline, pooled, atol=1e-6)
+
+
+def test_projection_and_postprocess(model_path, image_paths):
+    loaded = load_model_file(model_path)
+    proj, _ = Embedder(loaded, device="cpu", which="projection").embed_paths(image_paths, workers=0)
+    assert proj.shape == (7, 128)
+    emb = Embedder(loaded, device="cpu")
+    raw = next(emb.embed_chunks(image_paths, batch_size=7, workers=0)).raw
+    post = PostProcess.fit(raw)
+    finished = emb.finish(raw, post)
+    expected = post.apply(raw)
+    assert np.allclose(finished, expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
+    with pytest.raises(DeviceError):
+        resolve_device("tpu")
+
+
+def write_list(tmp_path, paths):
+    listing = tmp_path / "list.txt"
+    listing.write_text("\n".join(paths) + "\n", encoding="utf-8")
+    return listing
+
+
+def test_cli_writes_rows_in_input_order(tmp_path, model_path, image_paths):
+    listing = write_list(tmp_path, image_paths + [image_paths[2]])
+    out = tmp_path / "out.npy"
+    assert main(["embed", "--paths-from", str(listing), "--out", str(out), "--model", str(model_path),
+                 "--batch-size", "3", "--workers", "0"]) == 0
+    vectors = np.load(out)
+    assert vectors.shape == (8, 896) and vectors.dtype == np.float32
+    assert np.allclose(vectors[2], vectors[7])
+    single, _ = Embedder(load_model_file(model_path), device="cpu").embed_paths([image_paths[4]], workers=0)
+    assert np.allclose(vectors[4], single[0], atol=1e-5)
+
+
+def test_cli_bad_image_fails_without_partial_file(tmp_path, model_path, image_paths, capsys):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff garbage")
+    listing = write_list(tmp_path, image_paths[:2] + [str(bad), str(tmp_path / "missing.png")])
+    out = tmp_path / "out.npy"
+    code = main(["embed", "--paths-from", str(listing), "--out", str(out), "--model", str(model_path), "--workers", "0"])
+    err = capsys.readouterr().err
+    assert code == 1 and not out.exists()
+    assert f"cannot read {bad}" in err and "file not found" in err
+
+
+def test_cli_skip_bad_writes_zero_rows_and_sidecar(tmp_path, model_path, image_paths):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"nope")
+    listing = write_list(tmp_path, [image_paths[0], str(bad), image_paths[1]])
+    out = tmp_path / "out.npy"
+    assert main(["embed", "--paths-from", str(listing), "--out", str(out), "--model", str(model_path),
+                 "--workers", "0", "--skip-bad"]) == 0
+    vectors = np.load(out)
+    assert np.count_nonzero(vectors[1]) == 0 and np.count_nonzero(vectors[0]) > 0
+    sidecar = json.loads(out.with_suffix(".bad.json").read_text())
+    assert sidecar["bad"] == [{"line": 2, "path": str(bad), "reason": "not a recognised image format"}]
+
+
+def test_cli_subprocess_warns_for_untrained_and_refuses_without_model(tmp_path, image_paths, monkeypatch):
+    listing = write_list(tmp_path, image_paths[:2])
+    out = tmp_path / "out.npy"
+    run = subprocess.run([sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out", str(out),
+                          "--model", "untrained-s", "--workers", "0"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "untrained" in run.stderr and np.load(out).shape == (2, 896)
+    damaged = tmp_path / "damaged.safetensors"
+    damaged.write_bytes(b"junk")
+    run = subprocess.run([sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out",
+                          str(tmp_path / "x.npy"), "--model", str(damaged)], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2 and "damaged" in run.stderr and run.stderr.count("\n") == 1

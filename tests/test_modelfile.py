@@ -1,0 +1,94 @@
+"""Model files: round trip, built-in baselines, and clear errors for wrong or damaged files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from core import modelfile
+from core.errors import ModelFileError, NoTrainedModelError
+from core.model import ModelConfig, build_model
+from core.modelfile import ModelInfo, PostProcess, builtin_model, load_model, load_model_file, save_model
+
+
+def small_model(tmp_path, variant="s", post=True):
+    info = ModelInfo(name="tiny", variant=variant, input_size=32, training_data="test")
+    net = build_model(info.config(), seed=3)
+    pp = PostProcess(mean=np.arange(896, dtype=np.float32), scale=np.full(896, 2.0, np.float32)) if post else None
+    return save_model(tmp_path / "tiny.safetensors", net, info, pp), net
+
+
+def test_round_trip_keeps_weights_metadata_and_postprocess(tmp_path):
+    path, net = small_model(tmp_path)
+    loaded = load_model_file(path)
+    assert loaded.info.name == "tiny" and loaded.info.input_size == 32 and loaded.info.trained
+    for (k, a), (_, b) in zip(net.state_dict().items(), loaded.net.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert np.array_equal(loaded.post.mean, np.arange(896, dtype=np.float32))
+    assert len(loaded.checksum) == 64
+
+
+def test_builtin_baselines_are_seeded_and_marked_untrained(caplog):
+    a, b = load_model("untrained-s"), builtin_model("untrained-s")
+    assert not a.info.trained and a.info.name == "untrained-s"
+    assert all(torch.equal(x, y) for x, y in zip(a.net.parameters(), b.net.parameters()))
+    assert "untrained" in caplog.text
+
+
+def test_no_default_model_says_so(monkeypatch, tmp_path):
+    monkeypatch.setattr(modelfile, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
+    with pytest.raises(NoTrainedModelError, match="no trained model is installed"):
+        load_model(None)
+
+
+def _write_with_meta(path, meta, tensors=None):
+    save_file(tensors or {"x": torch.zeros(1)}, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("case,match", [
+    ("missing", "not found"),
+    ("garbage", "damaged or unreadable"),
+    ("truncated", "damaged or unreadable"),
+    ("no_meta", "not an ALADIN model file"),
+    ("bad_json", "damaged model metadata"),
+    ("other_format", "not an ALADIN model file"),
+    ("future_version", "not supported"),
+    ("bad_variant", "invalid model metadata"),
+    ("wrong_weights", "do not match"),
+])
+def test_loader_rejects_bad_files(tmp_path, case, match):
+    good, _ = small_model(tmp_path)
+    path = tmp_path / f"{case}.safetensors"
+    meta = {"format": "aladin-model", "format_version": 1, "name": "x", "variant": "s", "input_size": 32}
+    if case == "garbage":
+        path.write_bytes(b"\x00\x01garbage" * 100)
+    elif case == "truncated":
+        path.write_bytes(good.read_bytes()[:5000])
+    elif case == "no_meta":
+        save_file({"x": torch.zeros(1)}, str(path))
+    elif case == "bad_json":
+        _write_with_meta(path, {"aladin": "{not json"})
+    elif case == "other_format":
+        _write_with_meta(path, {"aladin": json.dumps({**meta, "format": "something-else"})})
+    elif case == "future_version":
+        _write_with_meta(path, {"aladin": json.dumps({**meta, "format_version": 99})})
+    elif case == "bad_variant":
+        _write_with_meta(path, {"aladin": json.dumps({**meta, "variant": "xl"})})
+    elif case == "wrong_weights":
+        net = build_model(ModelConfig(variant="s", input_size=32))
+        tensors = {f"net.{k}": v for k, v in net.state_dict().items()}
+        _write_with_meta(path, {"aladin": json.dumps({**meta, "variant": "l"})}, tensors)
+    with pytest.raises(ModelFileError, match=match):
+        load_model_file(path)
+
+
+def test_postprocess_fit_standardises():
+    rng = np.random.default_rng(0)
+    raw = rng.normal(5, 3, (200, 8)) * np.arange(1, 9)
+    out = PostProcess.fit(raw).apply(raw)
+    assert np.allclose(out.mean(0), 0, atol=1e-4) and np.allclose(out.std(0), 1, atol=1e-3)
