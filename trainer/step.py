@@ -1,0 +1,162 @@
+"""One optimisation step's gradients: a plain full-batch pass, or logit accumulation (sec. 3.2.1).
+
+Logit accumulation runs in three stages, after GradCache (Gao et al.):
+
+1. embed every chunk without a graph, keeping only the projections h(f);
+2. gather them across processes, compute the contrastive loss on the whole
+   batch and backpropagate it to the projections only, keeping their gradient;
+3. re-forward each chunk with a graph and backpropagate the surrogate
+   ``<h(f), cached grad> + lambda * reconstruction``; its parameter gradient
+   is exactly that chunk's share of the full-batch gradient.
+
+Memory then grows with the chunk, not the batch: only B x 128 projections and
+their gradients live across chunks. The reconstruction term is a sum over
+images, so each chunk adds its own part in stage 3 and the first stage never
+runs the content encoder or decoder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from core.model import Aladin
+from trainer.losses import at_least_float32, contrastive_loss, reconstruction_error
+
+
+class TrainModule(nn.Module):
+    """What DDP wraps: the network plus its reconstruction error, as plain tensors.
+
+    Returning tensors (not a dataclass) keeps DDP's output handling simple; the
+    per-image error is computed here so the decoder output never leaves the chunk.
+    """
+
+    def __init__(self, net: Aladin) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, reconstruct: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        out = self.net(x, reconstruct=reconstruct)
+        error = reconstruction_error(out.reconstruction, x) if reconstruct else None
+        return out.projection, error
+
+
+@dataclass
+class Objective:
+    tau: float
+    lambda_rec: float
+
+    @property
+    def reconstruct(self) -> bool:
+        return self.lambda_rec > 0
+
+
+@dataclass
+class StepLosses:
+    total: float
+    contrastive: float
+    reconstruction: float
+
+
+def _world() -> tuple[int, int]:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_world_size(), dist.get_rank()
+    return 1, 0
+
+
+def gather(t: torch.Tensor) -> torch.Tensor:
+    """Concatenate equal-shaped tensors from all ranks in rank order (no gradient)."""
+    world, _ = _world()
+    if world == 1:
+        return t
+    parts = [torch.empty_like(t) for _ in range(world)]
+    dist.all_gather(parts, t.contiguous())
+    return torch.cat(parts)
+
+
+def _all_sum(value: torch.Tensor) -> torch.Tensor:
+    world, _ = _world()
+    if world > 1:
+        value = value.clone()
+        dist.all_reduce(value)
+    return value
+
+
+def _backward(loss: torch.Tensor, scaler) -> None:
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+
+
+def plain_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, objective: Objective,
+               autocast: Callable = nullcontext, scaler=None) -> StepLosses:
+    """The reference: one forward and backward over the whole (single-process) batch."""
+    with autocast():
+        z, error = module(x, objective.reconstruct)
+    con = contrastive_loss(z, labels, objective.tau)
+    rec = error.mean() if error is not None else torch.zeros((), device=x.device)
+    loss = con + objective.lambda_rec * rec
+    _backward(loss, scaler)
+    return StepLosses(loss.item(), con.item(), rec.item())
+
+
+def _rng_states(device: torch.device) -> tuple:
+    cuda = torch.cuda.get_rng_state(device) if device.type == "cuda" else None
+    return torch.get_rng_state(), cuda
+
+
+def _set_rng_states(states: tuple, device: torch.device) -> None:
+    torch.set_rng_state(states[0])
+    if states[1] is not None:
+        torch.cuda.set_rng_state(states[1], device)
+
+
+def accumulated_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, objective: Objective,
+                     chunk_size: int, autocast: Callable = nullcontext, scaler=None) -> StepLosses:
+    """Logit accumulation: the gradients of :func:`plain_step` on the global batch, chunk by chunk.
+
+    ``x`` and ``labels`` are this process's share of the global batch. Under
+    DDP the surrogate is multiplied by the world size, because DDP averages
+    gradients over ranks while each rank's share must be summed; gradient
+    synchronisation runs only on the last chunk.
+    """
+    if chunk_size < 1:
+        raise ValueError("chunk size must be at least 1")
+    world, rank = _world()
+    inner = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+    chunks = list(zip(x.split(chunk_size), labels.split(chunk_size)))
+    rng = []
+    reps = []
+    with torch.no_grad():
+        for xc, _ in chunks:
+            rng.append(_rng_states(x.device))
+            with autocast():
+                z, _ = inner(xc, False)
+            reps.append(at_least_float32(z))
+    local = torch.cat(reps)
+    everyone = gather(local).requires_grad_(True)
+    global_labels = gather(labels)
+    con = contrastive_loss(everyone, global_labels, objective.tau)
+    con.backward()
+    grads = everyone.grad[rank * len(local):(rank + 1) * len(local)].split(chunk_size)
+    batch = len(global_labels)
+    rec_sum = torch.zeros((), dtype=local.dtype, device=x.device)
+    for k, ((xc, _), grad) in enumerate(zip(chunks, grads)):
+        last = k == len(chunks) - 1
+        sync = module.no_sync() if isinstance(module, nn.parallel.DistributedDataParallel) and not last \
+            else nullcontext()
+        with sync:
+            _set_rng_states(rng[k], x.device)
+            with autocast():
+                z, error = module(xc, objective.reconstruct)
+            surrogate = (at_least_float32(z) * grad).sum()
+            if error is not None:
+                surrogate = surrogate + objective.lambda_rec * error.sum() / batch
+                rec_sum += error.detach().sum()
+            _backward(surrogate * world, scaler)
+    rec = _all_sum(rec_sum) / batch
+    con = con.detach()
+    return StepLosses((con + objective.lambda_rec * rec).item(), con.item(), rec.item())
