@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.colour import colour_histogram, hellinger
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
@@ -76,8 +77,18 @@ class Embedder:
         return self.model.post if self.which == "style" else None
 
     @property
-    def dim(self) -> int:
+    def net_dim(self) -> int:
         return self.net.config.style_dim if self.which == "style" else PROJECTION_DIM
+
+    @property
+    def colour_weight(self) -> float:
+        return float(self.model.info.colour_weight)
+
+    @property
+    def dim(self) -> int:
+        """Length of raw and finished vectors: the network part plus the fused colour part, if any."""
+        colour = int(np.prod(self.model.info.colour_bins)) if self.colour_weight > 0 else 0
+        return self.net_dim + colour
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -92,17 +103,24 @@ class Embedder:
             x = (x - self._mean) / self._std
             with self._autocast():
                 style = self.net.style_code(x)
-            # Statistics are accumulated in float32: AdaIN stds in half precision lose the
-            # small-channel detail that separates similar styles.
-            style = style.float()
-            out = self.net.head(style) if self.which == "projection" else style
-            return out.cpu().numpy().astype(np.float32)
+            out = (self.net.head(style.float()) if self.which == "projection" else style).cpu().numpy().astype(np.float32)
+        if self.colour_weight > 0:
+            out = np.concatenate([out, colour_histogram(pixels, self.model.info.colour_bins)], axis=1)
+        return out
 
     def finish(self, raw: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
         """Raw vectors to unit search vectors, with ``post`` overriding the model's own statistics."""
         post = post if post is not None else self.post
         raw = np.asarray(raw, dtype=np.float32)
-        return l2_normalise(post.apply(raw) if post is not None else raw)
+        net = raw[:, : self.net_dim]
+        net = l2_normalise(post.apply(net) if post is not None else net)
+        if self.colour_weight <= 0:
+            return net
+        # Concatenating weighted unit vectors makes the cosine score the weighted sum of
+        # the two similarities, and keeps the fused vector unit length.
+        colour = hellinger(raw[:, self.net_dim:])
+        return np.concatenate([np.sqrt(1 - self.colour_weight) * net, np.sqrt(self.colour_weight) * colour],
+                              axis=1).astype(np.float32)
 
     def embed_chunks(self, paths: Iterable[str], batch_size: int = 16,
                      workers: int | None = None) -> Iterator[EmbeddedChunk]:

@@ -201,7 +201,9 @@ class Aladin(nn.Module):
         self.head = ProjectionHead(config.style_dim)
 
     def style_stats(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        return [adain_stats(feat) for feat in self.style_encoder(x)]
+        # Statistics in float32 even under autocast: half-precision variances lose the
+        # small-channel detail that separates similar styles.
+        return [adain_stats(feat.float()) for feat in self.style_encoder(x)]
 
     @staticmethod
     def flatten_stats(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.colour import DEFAULT_BINS
 from core.errors import ModelFileError, NoTrainedModelError
 from core.model import Aladin, ModelConfig, build_model
 
@@ -34,7 +35,8 @@ class ModelInfo:
     """What a model file says about itself; saved as JSON in the file header.
 
     ``embedding`` records which vector search indexes: the style code f ("style")
-    or the projection h(f) ("projection"). ``trained`` is False only for the
+    or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
+    HSV colour histogram with it (core.colour), weighted in the cosine score. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model.
     """
 
@@ -44,6 +46,8 @@ class ModelInfo:
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
     std: tuple[float, float, float] = (0.229, 0.224, 0.225)
     embedding: str = "style"
+    colour_weight: float = 0.0
+    colour_bins: tuple[int, int, int] = DEFAULT_BINS
     trained: bool = True
     training_data: str = ""
     version: str = "1"
@@ -133,6 +137,9 @@ def _read_info(meta: dict | None, path: Path) -> ModelInfo:
         raise ModelFileError(f"{path}: invalid model metadata ({exc})") from exc
     if info.embedding not in EMBEDDINGS:
         raise ModelFileError(f"{path}: unknown embedding kind {info.embedding!r}")
+    if not 0.0 <= float(info.colour_weight) < 1.0:
+        raise ModelFileError(f"{path}: colour weight must be in [0, 1), got {info.colour_weight}")
+    info.colour_bins = tuple(info.colour_bins)
     return info
 
 

@@ -121,3 +121,23 @@ def test_cli_subprocess_warns_for_untrained_and_refuses_without_model(tmp_path, 
     run = subprocess.run([sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out",
                           str(tmp_path / "x.npy"), "--model", str(damaged)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "damaged" in run.stderr and run.stderr.count("\n") == 1
+
+
+def test_colour_fusion_weights_the_cosine_score(tmp_path, image_paths):
+    from core.colour import colour_histogram, hellinger
+
+    info = ModelInfo(name="fused", input_size=32, colour_weight=0.3)
+    path = save_model(tmp_path / "fused.safetensors", build_model(info.config(), seed=5), info)
+    fused = Embedder(load_model_file(path), device="cpu")
+    plain = Embedder(load_model_file(path), device="cpu")
+    plain.model.info.colour_weight = 0.0
+    assert fused.dim == 896 + 192
+    f, _ = fused.embed_paths(image_paths[:3], workers=0)
+    p, _ = plain.embed_paths(image_paths[:3], workers=0)
+    pixels = np.stack([next(iter(fused.embed_chunks([q], workers=0))).raw[0, 896:] for q in image_paths[:3]])
+    c = hellinger(pixels)
+    assert np.allclose(np.linalg.norm(f, axis=1), 1, atol=1e-5)
+    assert np.allclose(f @ f.T, 0.7 * (p @ p.T) + 0.3 * (c @ c.T), atol=1e-5)
+    from core.images import load_array
+    direct = colour_histogram(load_array(image_paths[0], 32)[0][None])
+    assert np.allclose(pixels[0], direct[0])
