@@ -28,3 +28,19 @@ class NoTrainedModelError(AladinError):
 
 class DeviceError(AladinError):
     """The requested compute device is not available."""
+
+
+class LibraryError(AladinError):
+    """The library folder or its database cannot be used (damaged, newer schema, not writable)."""
+
+
+class LibraryBusyError(LibraryError):
+    """Another process is already writing to this library."""
+
+
+class ModelMismatchError(LibraryError):
+    """The library was built with a different model than the one offered."""
+
+
+class QueryError(AladinError):
+    """A search request cannot be answered as asked (no usable query image, unknown moodboard)."""

@@ -1,0 +1,164 @@
+"""Style search: one image, or a moodboard of several, against a library.
+
+A moodboard is queried by the re-normalised mean of its images' unit vectors
+(the paper's multi-image query, sec. 5.7), with optional per-image weights.
+Negative images are averaged the same way and subtracted at
+``NEGATIVE_STRENGTH``, which turns the query away from their style without
+letting a single "less like this" outweigh the whole board.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from core.embedder import Embedder, l2_normalise
+from core.errors import LibraryError, ModelMismatchError, QueryError
+from core.index import IndexCache, fingerprint
+from core.library import Library
+from core.query import QueryItem, SearchFilters, SearchResult
+from core.scan import content_hash
+
+__all__ = ["NEGATIVE_STRENGTH", "QueryItem", "SearchFilters", "SearchResult", "Searcher"]
+
+log = logging.getLogger(__name__)
+
+NEGATIVE_STRENGTH = 0.5
+
+
+class Searcher:
+    """Answers queries for one library with the library's own model.
+
+    Raises:
+        LibraryError: the library holds no vectors yet.
+        ModelMismatchError: ``embedder`` runs another model than the one the library was built with.
+    """
+
+    def __init__(self, library: Library, embedder: Embedder) -> None:
+        record = library.model_record()
+        if record is None:
+            raise LibraryError(f"the library {library.folder} is empty; index a folder first (aladin index FOLDER)")
+        if record.checksum != embedder.model.checksum or record.which != embedder.which:
+            raise ModelMismatchError(
+                f"the library was indexed with model {record.name!r} ({record.which}, {record.source}); "
+                f"searching it with {embedder.model.info.name!r} ({embedder.which}) would compare "
+                "incompatible vectors. Search with the library's model, or re-index with --switch-model")
+        self.library = library
+        self.embedder = embedder
+        self.cache = IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim)
+
+    def search(self, items: list[QueryItem], filters: SearchFilters | None = None) -> list[SearchResult]:
+        """Images most like the positive items and least like the negative ones.
+
+        The query images themselves, byte-identical copies of them, and (when
+        asked) anything in the query images' folders are left out; the result
+        list is still filled up to ``filters.k``.
+        """
+        filters = filters or SearchFilters()
+        positives = [i for i in items if not i.negative]
+        negatives = [i for i in items if i.negative]
+        if not positives:
+            raise QueryError("a search needs at least one (positive) query image")
+        if any(not np.isfinite(i.weight) or i.weight <= 0 for i in items):
+            raise QueryError("image weights must be positive numbers")
+        vectors, exclude = self._query_vectors([i.path for i in items])
+        weights = np.array([i.weight for i in items], dtype=np.float32)[:, None]
+        neg_mask = np.array([i.negative for i in items])
+        q = _mean_direction(vectors[~neg_mask], weights[~neg_mask])
+        if negatives:
+            q = l2_normalise(q - NEGATIVE_STRENGTH * _mean_direction(vectors[neg_mask], weights[neg_mask]))
+        folders = {str(Path(i.path).resolve().parent) for i in items} if filters.exclude_query_folders else set()
+        return self._run(q, exclude, folders, filters)
+
+    def more_like(self, image_id: int, filters: SearchFilters | None = None) -> list[SearchResult]:
+        """"More like this" for a library image: its stored vector, no decoding."""
+        filters = filters or SearchFilters()
+        raw = self.library.raw_vectors([image_id])
+        if image_id not in raw:
+            raise QueryError(f"image {image_id} is not in the library (or has no vector)")
+        q = self.embedder.finish(raw[image_id][None, :])[0]
+        paths = self.library.image_paths([image_id])
+        exclude = {image_id}
+        digest = self.library.content_hashes([image_id]).get(image_id)
+        if digest:
+            exclude |= self.library.ids_with_hashes([digest])
+        folders = {str(Path(paths[image_id]).parent)} if filters.exclude_query_folders and image_id in paths else set()
+        return self._run(q, exclude, folders, filters)
+
+    # -- internals ---------------------------------------------------------------
+    def _query_vectors(self, paths: list[str]) -> tuple[np.ndarray, set[int]]:
+        """Unit vectors for the query images, and the library ids they must not find.
+
+        An unchanged library image reuses its stored vector; anything else is decoded
+        and embedded with the library's model.
+        """
+        vectors = np.zeros((len(paths), self.embedder.dim), np.float32)
+        exclude: set[int] = set()
+        digests = []
+        to_embed: list[int] = []
+        for n, path in enumerate(paths):
+            if not Path(path).is_file():
+                raise QueryError(f"{path}: no such image file")
+            found = self.library.find_image(path)
+            st = os.stat(path)
+            if found is not None:
+                exclude.add(found[0])
+                if (found[1], found[2]) == (st.st_size, st.st_mtime_ns):
+                    raw = self.library.raw_vectors([found[0]])
+                    if found[0] in raw:
+                        vectors[n] = self.embedder.finish(raw[found[0]][None, :])[0]
+                        if found[3]:
+                            digests.append(found[3])
+                        continue
+            to_embed.append(n)
+            digests.append(content_hash(path))
+        if to_embed:
+            out, errors = self.embedder.embed_paths([paths[n] for n in to_embed], batch_size=len(to_embed), workers=0)
+            if errors:
+                bad, reason = next(iter(errors.items()))
+                raise QueryError(f"cannot use query image {bad}: {reason}")
+            vectors[to_embed] = out
+        exclude |= self.library.ids_with_hashes(digests)
+        return vectors, exclude
+
+    def _allowed(self, filters: SearchFilters) -> np.ndarray | None:
+        if not filters.roots and not filters.folder:
+            return None
+        allowed = None
+        if filters.roots:
+            allowed = self.library.ids_under(filters.roots)
+        if filters.folder:
+            inside = self.library.ids_under([filters.folder])
+            allowed = inside if allowed is None else allowed & inside
+        return np.fromiter(allowed, np.int64, len(allowed))
+
+    def _run(self, q: np.ndarray, exclude: set[int], folders: set[str], filters: SearchFilters) -> list[SearchResult]:
+        if filters.k < 1:
+            raise QueryError("k must be at least 1")
+        index = self.cache.current()
+        allowed = self._allowed(filters)
+        limit = len(index) if allowed is None else len(allowed)
+        fetch = min(limit, filters.k + len(exclude))
+        while True:
+            ids, scores = index.query(q, fetch, allowed)
+            paths = self.library.image_paths([int(i) for i in ids])
+            results = []
+            for i, score in zip(ids, scores):
+                i = int(i)
+                path = paths.get(i)
+                if path is None or i in exclude or (folders and str(Path(path).parent) in folders):
+                    continue
+                results.append(SearchResult(path=path, score=float(score), rank=len(results) + 1, image_id=i))
+                if len(results) == filters.k:
+                    return results
+            if fetch >= limit:
+                return results
+            # Exclusions ate into the top k: ask again for more rather than return a short list.
+            fetch = min(limit, fetch * 4)
+
+
+def _mean_direction(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    return l2_normalise((vectors * weights).sum(0) / weights.sum())
