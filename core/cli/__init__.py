@@ -19,7 +19,7 @@ from core.logs import setup_logging
 log = logging.getLogger("aladin")
 
 # Each module defines ``register(subparsers)`` and sets ``func`` on its parsers.
-COMMAND_MODULES = ("core.cli.embed",)
+COMMAND_MODULES = ("core.cli.embed", "core.cli.library")
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
