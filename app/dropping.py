@@ -1,0 +1,97 @@
+"""What a drop or a paste holds: local images, folders, raw image data, or web links.
+
+Web (http/https) links are refused, never downloaded: the app works offline
+and must not fetch anything on a user's behalf. Raw image data (a browser's
+dragged picture, a screenshot on the clipboard) is fine: it is written to a
+file in the user's data folder, because ``core`` embeds files, and moodboards
+that refer to it must still work after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import platformdirs
+from PIL import Image
+from PySide6.QtCore import QMimeData
+from PySide6.QtGui import QImage
+
+WEB_SCHEMES = ("http", "https", "ftp")
+
+
+def image_suffixes() -> set[str]:
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def pasted_dir() -> Path:
+    return Path(platformdirs.user_data_dir("aladin")) / "pasted"
+
+
+@dataclass
+class DropContent:
+    files: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+    images: list[QImage] = field(default_factory=list)
+    web: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.files or self.folders or self.images)
+
+    def message(self) -> str | None:
+        """One line for the user about what was refused, or None."""
+        parts = []
+        if self.web and not self.images:
+            parts.append("Web links are not downloaded (the app works offline). "
+                         "Save the image first, then drop the file.")
+        if self.ignored:
+            shown = ", ".join(os.path.basename(p) for p in self.ignored[:3])
+            more = f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else ""
+            parts.append(f"Not an image: {shown}{more}.")
+        return " ".join(parts) or None
+
+
+def read_mime(mime: QMimeData) -> DropContent:
+    """Sort a drop's content; touches no file contents (safe on the GUI thread)."""
+    out = DropContent()
+    suffixes = image_suffixes()
+    for url in mime.urls() if mime.hasUrls() else []:
+        if url.isLocalFile():
+            path = url.toLocalFile()
+            if os.path.isdir(path):
+                out.folders.append(path)
+            elif Path(path).suffix.lower() in suffixes:
+                out.files.append(path)
+            else:
+                out.ignored.append(path)
+        elif url.scheme().lower() in WEB_SCHEMES:
+            out.web.append(url.toString())
+        else:
+            out.ignored.append(url.toString())
+    if not out.files and not out.folders and mime.hasImage():
+        image = mime.imageData()
+        if isinstance(image, QImage) and not image.isNull():
+            out.images.append(image)
+    return out
+
+
+def save_pasted(image: QImage, folder: Path | None = None) -> str:
+    """Write pasted image data to a PNG named by its content; runs in a worker.
+
+    The same picture pasted twice maps to the same file, so it is not added twice.
+    """
+    folder = folder or pasted_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    image = image.convertToFormat(QImage.Format.Format_RGBA8888)
+    digest = hashlib.sha1(bytes(image.constBits())).hexdigest()[:16]
+    target = folder / f"pasted-{digest}.png"
+    if not target.exists():
+        tmp = folder / f".{target.name}.tmp"
+        if not image.save(str(tmp), "PNG"):
+            raise OSError(f"could not write {tmp}")
+        os.replace(tmp, target)
+    return str(target)

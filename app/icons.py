@@ -1,0 +1,57 @@
+"""The app's own line icons (resources/icons), drawn in the palette's text colour.
+
+The SVGs use ``currentColor``; it is replaced with the palette's colour when an
+icon is made, so the same files serve light and dark themes. Icons are rebuilt
+when the palette changes (the window calls :func:`clear`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
+from PySide6.QtSvg import QSvgRenderer
+
+ICONS = Path(__file__).resolve().parent.parent / "resources" / "icons"
+SIZES = (16, 24, 32, 48)
+
+
+def _render(svg: bytes, size: int, ratio: float) -> QPixmap:
+    renderer = QSvgRenderer(QByteArray(svg))
+    pix = QPixmap(QSize(round(size * ratio), round(size * ratio)))
+    pix.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pix)
+    renderer.render(painter, QRectF(0, 0, pix.width(), pix.height()))
+    painter.end()
+    pix.setDevicePixelRatio(ratio)
+    return pix
+
+
+@lru_cache(maxsize=None)
+def _icon(name: str, color: str, disabled: str) -> QIcon:
+    text = (ICONS / f"{name}.svg").read_bytes()
+    ratio = QGuiApplication.primaryScreen().devicePixelRatio() if QGuiApplication.primaryScreen() else 1.0
+    icon = QIcon()
+    for mode, c in ((QIcon.Mode.Normal, color), (QIcon.Mode.Disabled, disabled)):
+        svg = text.replace(b"currentColor", c.encode())
+        for size in SIZES:
+            icon.addPixmap(_render(svg, size, ratio), mode)
+    return icon
+
+
+def icon(name: str, color: QColor | None = None) -> QIcon:
+    """The named icon tinted for the current palette (or ``color``)."""
+    pal = QGuiApplication.palette()
+    normal = color or pal.color(QPalette.ColorRole.WindowText)
+    disabled = pal.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText)
+    return _icon(name, normal.name(), disabled.name())
+
+
+def app_icon() -> QIcon:
+    return QIcon(str(ICONS / "app.svg"))
+
+
+def clear() -> None:
+    _icon.cache_clear()

@@ -1,0 +1,193 @@
+"""Lazy thumbnails: a disk cache plus a small in-memory pixmap cache.
+
+Views ask :class:`ThumbnailProvider` for a pixmap; on a miss they get ``None``
+at once (the delegate draws a placeholder) and a job is queued. Jobs decode
+with ``core.images`` in pool threads and hand back a ``QImage``; only the GUI
+thread turns it into a ``QPixmap``. The queue is last-in-first-out and bounded,
+so while the user scrolls fast through thousands of results, the tiles now on
+screen load first and tiles scrolled past are dropped.
+
+Disk thumbnails are keyed by path, size and mtime, so an edited file gets a new
+one; they are written with ``mkstemp`` + ``os.replace`` so a crash never leaves
+a half-written thumbnail that later reads as valid.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from pathlib import Path
+
+import platformdirs
+from PIL import Image
+from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QPixmap
+
+from core.errors import ImageError
+from core.images import decode
+from app.workers import Worker
+
+log = logging.getLogger(__name__)
+
+# Disk thumbnails are stored at this edge and scaled down for smaller tiles.
+DISK_EDGE = 320
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("ALADIN_CACHE_DIR") or platformdirs.user_cache_dir("aladin")) / "thumbnails"
+
+
+def cache_key(path: str) -> str | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return hashlib.sha1(f"{os.path.abspath(path)}|{st.st_mtime_ns}|{st.st_size}|{DISK_EDGE}".encode()).hexdigest()
+
+
+def pil_to_qimage(img: Image.Image) -> QImage:
+    img = img.convert("RGB")
+    data = img.tobytes("raw", "RGB")
+    return QImage(data, img.width, img.height, img.width * 3, QImage.Format.Format_RGB888).copy()
+
+
+def write_atomic(img: Image.Image, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            img.save(fh, format="JPEG", quality=88)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_thumbnail(path: str, edge: int, folder: Path | None = None) -> QImage:
+    """The thumbnail of ``path`` fitting ``edge`` x ``edge``; runs in a pool thread.
+
+    Raises:
+        ImageError: the file cannot be decoded (the tile shows a broken marker).
+    """
+    folder = folder or cache_dir()
+    key = cache_key(path)
+    cached = folder / key[:2] / f"{key}.jpg" if key else None
+    image = QImage(str(cached)) if cached is not None and cached.is_file() else QImage()
+    if image.isNull():
+        img, _ = decode(path, min_side=DISK_EDGE)
+        img.thumbnail((DISK_EDGE, DISK_EDGE), Image.Resampling.LANCZOS)
+        if cached is not None:
+            try:
+                write_atomic(img, cached)
+            except OSError as exc:  # a full or read-only cache only costs speed
+                log.info("thumbnail cache not written (%s)", exc)
+        image = pil_to_qimage(img)
+    if max(image.width(), image.height()) > edge:
+        image = image.scaled(QSize(edge, edge), Qt.AspectRatioMode.KeepAspectRatio,
+                             Qt.TransformationMode.SmoothTransformation)
+    return image
+
+
+class ThumbnailProvider(QObject):
+    """Pixmaps by path, loaded lazily; GUI-thread object.
+
+    Signals:
+        ready(str): a thumbnail for this path is now available (or failed for good).
+    """
+
+    ready = Signal(str)
+
+    def __init__(self, edge: int = 160, parent: QObject | None = None, memory_items: int = 2000,
+                 max_queue: int = 400, folder: Path | None = None) -> None:
+        super().__init__(parent)
+        self.edge = edge
+        self.folder = folder
+        self._memory: OrderedDict[str, QPixmap] = OrderedDict()
+        self._memory_items = memory_items
+        self._failed: dict[str, str] = {}
+        self._queue: list[str] = []
+        self._queued: set[str] = set()
+        self._running: dict[str, Worker] = {}
+        self._max_queue = max_queue
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(max(1, min(4, (os.cpu_count() or 2) - 1)))
+        self.generation = 0
+
+    def set_edge(self, edge: int) -> None:
+        """New tile size: memory pixmaps are dropped (disk thumbnails stay)."""
+        if edge != self.edge:
+            self.edge = edge
+            self.generation += 1
+            self._memory.clear()
+
+    def failure(self, path: str) -> str | None:
+        return self._failed.get(path)
+
+    def pixmap(self, path: str) -> QPixmap | None:
+        """The cached pixmap, or None after queueing a load (the caller shows a placeholder)."""
+        pix = self._memory.get(path)
+        if pix is not None:
+            self._memory.move_to_end(path)
+            return pix
+        if path not in self._failed:
+            self.request(path)
+        return None
+
+    def request(self, path: str) -> None:
+        if path in self._running:
+            return
+        if path in self._queued:
+            self._queue.remove(path)
+        self._queue.append(path)
+        self._queued.add(path)
+        if len(self._queue) > self._max_queue:
+            dropped = self._queue.pop(0)
+            self._queued.discard(dropped)
+        self._pump()
+
+    def pending(self) -> int:
+        return len(self._queue) + len(self._running)
+
+    def clear(self) -> None:
+        self._memory.clear()
+        self._failed.clear()
+        self._queue.clear()
+        self._queued.clear()
+
+    def _pump(self) -> None:
+        while self._queue and len(self._running) < self.pool.maxThreadCount():
+            path = self._queue.pop()
+            self._queued.discard(path)
+            worker = Worker(load_thumbnail, path, self.edge, self.folder)
+            generation = self.generation
+            worker.signals.returned.connect(lambda img, p=path, g=generation: self._loaded(p, g, img))
+            worker.signals.errored.connect(lambda exc, p=path: self._errored(p, exc))
+            worker.signals.finished.connect(lambda p=path: self._finished(p))
+            self._running[path] = worker
+            worker.start(self.pool)
+
+    def _loaded(self, path: str, generation: int, image: QImage) -> None:
+        if generation != self.generation:
+            self.ready.emit(path)  # the view asks again, at the new size
+            return
+        self._memory[path] = QPixmap.fromImage(image)
+        while len(self._memory) > self._memory_items:
+            self._memory.popitem(last=False)
+        self.ready.emit(path)
+
+    def _errored(self, path: str, exc: Exception) -> None:
+        self._failed[path] = exc.reason if isinstance(exc, ImageError) else str(exc)
+        if not isinstance(exc, ImageError):
+            log.warning("thumbnail for %s failed: %s", path, exc)
+        self.ready.emit(path)
+
+    def _finished(self, path: str) -> None:
+        self._running.pop(path, None)
+        self._pump()
+
+    def wait_idle(self, msecs: int = 5000) -> bool:
+        """Tests and the screenshot script: block until queued jobs are done."""
+        return self.pool.waitForDone(msecs)

@@ -1,0 +1,112 @@
+"""One generic worker that runs a ``core`` job off the GUI thread (the superqt idea).
+
+A job is a plain callable. If it returns a generator, each yielded value is
+emitted as ``progress`` and the abort flag is checked between yields, so a long
+``core`` job (indexing) is cancellable without knowing anything about Qt. The
+generator's return value, or a plain callable's result, arrives as ``returned``.
+Signals are queued across threads, so slots run on the GUI thread.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+
+log = logging.getLogger(__name__)
+
+
+class WorkerSignals(QObject):
+    """Signals:
+        progress(object): one value yielded by a generator job.
+        returned(object): the job's result (a generator's return value).
+        errored(object): the exception the job raised.
+        aborted(): the job stopped early because :meth:`Worker.abort` was called.
+        finished(): always last, whatever happened.
+    """
+
+    progress = Signal(object)
+    returned = Signal(object)
+    errored = Signal(object)
+    aborted = Signal()
+    finished = Signal()
+
+
+class Worker(QRunnable):
+    """Runs ``func(*args, **kwargs)`` on a thread pool and reports by signals.
+
+    The worker keeps itself alive (``_live``) until it finishes: Python would
+    otherwise collect a started runnable whose only reference was local.
+    """
+
+    _live: set["Worker"] = set()
+    _live_lock = threading.Lock()
+
+    def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+        super().__init__()
+        self.setAutoDelete(False)
+        self.func, self.args, self.kwargs = func, args, kwargs
+        self.signals = WorkerSignals()
+        self._abort = threading.Event()
+        self.done = threading.Event()
+
+    def abort(self) -> None:
+        """Ask the job to stop at its next yield; committed work stays committed."""
+        self._abort.set()
+
+    @property
+    def abort_requested(self) -> bool:
+        return self._abort.is_set()
+
+    def start(self, pool: QThreadPool | None = None) -> "Worker":
+        with Worker._live_lock:
+            Worker._live.add(self)
+        (pool or QThreadPool.globalInstance()).start(self)
+        return self
+
+    def run(self) -> None:
+        sig = self.signals
+        try:
+            result = self.func(*self.args, **self.kwargs)
+            if inspect.isgenerator(result):
+                result = self._drive(result)
+            if self._abort.is_set():
+                sig.aborted.emit()
+            else:
+                sig.returned.emit(result)
+        except Exception as exc:  # reported to the GUI, which decides known vs bug
+            log.debug("worker job %s failed", getattr(self.func, "__name__", self.func), exc_info=True)
+            sig.errored.emit(exc)
+        finally:
+            self.done.set()
+            sig.finished.emit()
+            with Worker._live_lock:
+                Worker._live.discard(self)
+
+    def _drive(self, gen) -> Any:
+        try:
+            while True:
+                if self._abort.is_set():
+                    gen.close()
+                    return None
+                value = next(gen)
+                self.signals.progress.emit(value)
+        except StopIteration as stop:
+            return stop.value
+
+
+def run_in_thread(func: Callable[..., Any], *args: Any, pool: QThreadPool | None = None,
+                  progress: Callable | None = None, returned: Callable | None = None,
+                  errored: Callable | None = None, finished: Callable | None = None,
+                  aborted: Callable | None = None, **kwargs: Any) -> Worker:
+    """Start a :class:`Worker` with the given slots connected."""
+    worker = Worker(func, *args, **kwargs)
+    for name, slot in (("progress", progress), ("returned", returned), ("errored", errored),
+                       ("finished", finished), ("aborted", aborted)):
+        if slot is not None:
+            getattr(worker.signals, name).connect(slot)
+    return worker.start(pool)
