@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
 from app.moodboard_model import MoodboardEntry
-from app.workers import Worker, run_in_thread
+from app.workers import Worker, guarded, run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class Engine(QObject):
 
     # -- library ------------------------------------------------------------------
     def open_library(self, folder: str | None = None) -> None:
-        run_in_thread(_open_library, folder, pool=self.pool,
+        run_in_thread(_open_library, folder, pool=self.pool, context=self,
                       returned=self._library_opened, errored=lambda e: self.library_failed.emit(describe_error(e)))
 
     def _library_opened(self, library) -> None:
@@ -155,7 +155,7 @@ class Engine(QObject):
         spec, device = self._model_request
         self._model_request = None
         self._model_worker = run_in_thread(
-            _load_model, spec, device, pool=self.pool,
+            _load_model, spec, device, pool=self.pool, context=self,
             returned=lambda emb, s=spec, d=device: self._model_loaded(s, d, emb),
             errored=self._model_load_failed, finished=self._model_load_finished)
 
@@ -223,10 +223,11 @@ class Engine(QObject):
         self.last_progress = None
         worker = Worker(index_folders, self.library, [Path(f) for f in folders], self.embedder,
                         cancel=self._index_cancel.is_set, switch_model=switch_model, **self.index_options)
-        worker.signals.progress.connect(self._index_progress)
-        worker.signals.returned.connect(self._index_returned)
-        worker.signals.errored.connect(self._index_errored)
-        worker.signals.finished.connect(self._index_done)
+        for signal, slot in ((worker.signals.progress, self._index_progress),
+                             (worker.signals.returned, self._index_returned),
+                             (worker.signals.errored, self._index_errored),
+                             (worker.signals.finished, self._index_done)):
+            signal.connect(guarded(self, slot))
         self._index_worker = worker
         self.index_started.emit(folders)
         worker.start(self.pool)
@@ -263,7 +264,7 @@ class Engine(QObject):
         return worker is None or worker.done.wait(msecs / 1000)
 
     def remove_root(self, path: str) -> None:
-        run_in_thread(self.library.remove_root, path, pool=self.pool,
+        run_in_thread(self.library.remove_root, path, pool=self.pool, context=self,
                       returned=lambda _n: self.library_changed.emit(),
                       errored=lambda e: self.index_failed.emit(describe_error(e)))
 
@@ -281,7 +282,7 @@ class Engine(QObject):
             self.search_failed.emit(self.model_error or self.searcher_error or "The library is not open yet.")
             return
         self._search_worker = run_in_thread(
-            _run_search, self.searcher, request, pool=self.pool,
+            _run_search, self.searcher, request, pool=self.pool, context=self,
             returned=lambda res, r=request: self._search_returned(r, res),
             errored=self._search_errored, finished=self._search_done)
 
@@ -303,9 +304,12 @@ class Engine(QObject):
         return self._search_worker is not None or self._pending is not None
 
     # -- small library reads, run on a worker so a busy disk never stalls the GUI -------
-    def call(self, func, *args, returned=None, errored=None) -> Worker:
-        """Run a quick library call off the GUI thread; errors go to ``errored`` as messages."""
-        return run_in_thread(func, *args, pool=self.pool, returned=returned,
+    def call(self, func, *args, returned=None, errored=None, context: QObject | None = None) -> Worker:
+        """Run a quick library call off the GUI thread; errors go to ``errored`` as messages.
+
+        Slots are skipped once ``context`` (default: the engine) is destroyed.
+        """
+        return run_in_thread(func, *args, pool=self.pool, context=context or self, returned=returned,
                              errored=(lambda e: errored(describe_error(e))) if errored else None)
 
     def shutdown(self) -> None:

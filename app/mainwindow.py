@@ -369,8 +369,8 @@ class MainWindow(QMainWindow):
         if self.engine.library is None:
             return
         self.engine.call(self.engine.library.status, returned=self._status_ready,
-                         errored=lambda msg: self.show_error(msg))
-        self.engine.call(self.engine.library.failures, returned=self._failures_ready)
+                         errored=lambda msg: self.show_error(msg), context=self)
+        self.engine.call(self.engine.library.failures, returned=self._failures_ready, context=self)
 
     def _status_ready(self, status) -> None:
         current = self.root_combo.currentData() or self.settings.get("filter_root")
@@ -483,6 +483,7 @@ class MainWindow(QMainWindow):
     def search_now(self) -> None:
         request = self.current_request()
         if not any(not e.negative for e in request.entries):
+            self.last_request = None  # an answer still in flight is now stale
             self.last_error = "Add at least one positive (⊕) image." if request.entries else None
             self.results.set_results([])
             self.update_state()
@@ -495,6 +496,8 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     def _results(self, request: SearchRequest, results: list) -> None:
+        if request is not self.last_request:
+            return
         self.last_error = None
         selected = self.view.currentIndex().data(PathRole)
         self.results.set_results(results)
@@ -507,6 +510,8 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     def _search_failed(self, message: str) -> None:
+        if self.last_request is None:
+            return
         self.last_error = message
         self.results.set_results([])
         self.update_state()
@@ -521,7 +526,10 @@ class MainWindow(QMainWindow):
 
     def _moodboard_changed(self) -> None:
         self.settings.set_moodboard([e.to_dict() for e in self.moodboard.entries()])
-        self.schedule_search()
+        if self.moodboard.rowCount() == 0:
+            self.search_now()  # an empty board empties the grid at once
+        else:
+            self.schedule_search()
 
     # -- folders and indexing --------------------------------------------------------------
     def choose_folder(self) -> None:
@@ -609,7 +617,7 @@ class MainWindow(QMainWindow):
             ids = self._known_ids(content.files)
             self.moodboard.add([MoodboardEntry(p, image_id=ids.get(p)) for p in content.files])
         for image in content.images:
-            run_in_thread(save_pasted, image, pool=self.engine.pool,
+            run_in_thread(save_pasted, image, pool=self.engine.pool, context=self,
                           returned=lambda path: self.moodboard.add([MoodboardEntry(path)]),
                           errored=lambda exc: self.show_error(f"The pasted image could not be saved: {exc}"))
         return content
@@ -641,7 +649,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Moodboard “{name}” saved.", 4000)
             self.update_state()
 
-        self.engine.call(self.engine.library.save_moodboard, name, items, returned=saved, errored=self.show_error)
+        self.engine.call(self.engine.library.save_moodboard, name, items,
+                         returned=saved, errored=self.show_error, context=self)
 
     def load_moodboard(self, name: str) -> None:
         def loaded(items, name=name) -> None:
@@ -653,7 +662,8 @@ class MainWindow(QMainWindow):
                                          + ", ".join(os.path.basename(p) for p in missing[:3]), "warning")
             self.update_state()
 
-        self.engine.call(self.engine.library.load_moodboard, name, returned=loaded, errored=self.show_error)
+        self.engine.call(self.engine.library.load_moodboard, name,
+                         returned=loaded, errored=self.show_error, context=self)
 
     def rename_moodboard(self, old: str, new: str) -> None:
         def renamed(_r, old=old, new=new.strip()) -> None:
@@ -661,7 +671,8 @@ class MainWindow(QMainWindow):
                 self.moodboard_name = new
             self.update_state()
 
-        self.engine.call(self.engine.library.rename_moodboard, old, new, returned=renamed, errored=self.show_error)
+        self.engine.call(self.engine.library.rename_moodboard, old, new,
+                         returned=renamed, errored=self.show_error, context=self)
 
     def delete_moodboard(self, name: str) -> None:
         def deleted(_r, name=name) -> None:
@@ -669,7 +680,8 @@ class MainWindow(QMainWindow):
                 self.moodboard_name = None
             self.update_state()
 
-        self.engine.call(self.engine.library.delete_moodboard, name, returned=deleted, errored=self.show_error)
+        self.engine.call(self.engine.library.delete_moodboard, name,
+                         returned=deleted, errored=self.show_error, context=self)
 
     def saved_moodboards(self) -> list[str]:
         return self.engine.library.moodboards() if self.engine.library is not None else []
@@ -798,7 +810,7 @@ class MainWindow(QMainWindow):
             QGuiApplication.clipboard().setMimeData(mime)
             self.statusBar().showMessage("Image copied.", 3000)
 
-        run_in_thread(read_preview, path, 8192, pool=self.engine.pool, returned=done,
+        run_in_thread(read_preview, path, 8192, pool=self.engine.pool, context=self, returned=done,
                       errored=lambda exc: self.show_error(f"The image could not be copied: {exc}"))
 
     def show_preview(self, index: QModelIndex) -> None:
@@ -815,7 +827,7 @@ class MainWindow(QMainWindow):
         path = index.data(PathRole)
         self.preview.setWindowTitle(os.path.basename(path))
         self.preview.set_loading(path, f"{path} · score {index.data(ScoreRole):.3f}")
-        run_in_thread(read_preview, path, PREVIEW_EDGE, pool=self.engine.pool,
+        run_in_thread(read_preview, path, PREVIEW_EDGE, pool=self.engine.pool, context=self,
                       returned=lambda image, p=path: self.preview.set_image(p, image),
                       errored=lambda exc, p=path: self.preview.set_error(p, str(exc)))
 

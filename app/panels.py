@@ -214,3 +214,4 @@ class EmptyState(QWidget):
                 item.widget().setParent(None)
         for i, button in enumerate(actions):
             self.actions.insertWidget(1 + i, button)
+            button.show()  # reparenting hides a widget

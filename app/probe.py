@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 
 
 class EventLoopProbe(QObject):
@@ -18,7 +18,7 @@ class EventLoopProbe(QObject):
         super().__init__(parent)
         self.interval_ms = interval_ms
         self._timer = QTimer(self)
-        self._timer.setTimerType(QTimer.TimerType.PreciseTimer)
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
         self._timer.setInterval(interval_ms)
         self._timer.timeout.connect(self._tick)
         self._last: float | None = None

@@ -28,7 +28,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from core.errors import ImageError
 from core.images import decode
-from app.workers import Worker
+from app.workers import Worker, guarded
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +163,9 @@ class ThumbnailProvider(QObject):
             self._queued.discard(path)
             worker = Worker(load_thumbnail, path, self.edge, self.folder)
             generation = self.generation
-            worker.signals.returned.connect(lambda img, p=path, g=generation: self._loaded(p, g, img))
-            worker.signals.errored.connect(lambda exc, p=path: self._errored(p, exc))
-            worker.signals.finished.connect(lambda p=path: self._finished(p))
+            worker.signals.returned.connect(guarded(self, lambda img, p=path, g=generation: self._loaded(p, g, img)))
+            worker.signals.errored.connect(guarded(self, lambda exc, p=path: self._errored(p, exc)))
+            worker.signals.finished.connect(guarded(self, lambda p=path: self._finished(p)))
             self._running[path] = worker
             worker.start(self.pool)
 

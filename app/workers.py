@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import shiboken6
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
@@ -99,14 +100,30 @@ class Worker(QRunnable):
             return stop.value
 
 
+def guarded(context: QObject | None, slot: Callable) -> Callable:
+    """``slot``, skipped once ``context`` is destroyed.
+
+    A result can arrive after the window or object that asked for it was closed;
+    Qt's connect-with-context does this for C++ functors, this does it for lambdas.
+    """
+    if context is None:
+        return slot
+
+    def call(*args: Any) -> None:
+        if shiboken6.isValid(context):
+            slot(*args)
+
+    return call
+
+
 def run_in_thread(func: Callable[..., Any], *args: Any, pool: QThreadPool | None = None,
                   progress: Callable | None = None, returned: Callable | None = None,
                   errored: Callable | None = None, finished: Callable | None = None,
-                  aborted: Callable | None = None, **kwargs: Any) -> Worker:
-    """Start a :class:`Worker` with the given slots connected."""
+                  aborted: Callable | None = None, context: QObject | None = None, **kwargs: Any) -> Worker:
+    """Start a :class:`Worker` with the given slots connected (guarded by ``context`` when given)."""
     worker = Worker(func, *args, **kwargs)
     for name, slot in (("progress", progress), ("returned", returned), ("errored", errored),
                        ("finished", finished), ("aborted", aborted)):
         if slot is not None:
-            getattr(worker.signals, name).connect(slot)
+            getattr(worker.signals, name).connect(guarded(context, slot))
     return worker.start(pool)

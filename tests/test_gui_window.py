@@ -1,0 +1,308 @@
+"""The main window end to end, offscreen, with a 64 px model and tiny generated art."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage
+
+import app.mainwindow as mainwindow
+from app.engine import Engine
+from app.mainwindow import MainWindow
+from app.options import MODEL_BASELINE, Settings
+from app.roles import NegativeRole, PathRole, WeightRole
+from library_fixtures import make_tree, style_image, tiny_model_file
+
+pytestmark = pytest.mark.qt_log_ignore("This plugin does not support")  # offscreen platform limits
+
+
+@pytest.fixture
+def art(tmp_path) -> Path:
+    make_tree(tmp_path / "art", styles=4, per_style=3)
+    return tmp_path / "art"
+
+
+@pytest.fixture
+def model_file(tmp_path) -> Path:
+    return tiny_model_file(tmp_path / "models")
+
+
+def make_window(qtbot, tmp_path, model: str, ready: bool = True) -> MainWindow:
+    settings = Settings(tmp_path / "config" / "aladin.ini")
+    settings.set("model", model)
+    settings.set("device", "cpu")
+    engine = Engine()
+    engine.index_options = {"workers": 0, "batch_size": 4}
+    window = MainWindow(settings=settings, engine=engine, library_dir=str(tmp_path / "library"))
+    qtbot.addWidget(window)
+    window.show()
+    if ready:
+        qtbot.waitUntil(lambda: engine.ready, timeout=20000)
+    return window
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, model_file) -> MainWindow:
+    return make_window(qtbot, tmp_path, str(model_file))
+
+
+def index_and_wait(qtbot, window: MainWindow, folders) -> tuple:
+    with qtbot.waitSignal(window.engine.index_finished, timeout=30000) as done:
+        window.add_folders([str(f) for f in folders])
+    return done.args
+
+
+def drop(window: MainWindow, mime: QMimeData) -> None:
+    """A real drop event on the moodboard area."""
+    pos = window.query.mapTo(window, window.query.rect().center())
+    event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+
+
+def file_mime(*paths) -> QMimeData:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    return mime
+
+
+@pytest.fixture
+def searched(qtbot, window, art) -> MainWindow:
+    """A window with the art indexed and the first style00 image on the moodboard."""
+    index_and_wait(qtbot, window, [art])
+    with qtbot.waitSignal(window.engine.results, timeout=20000):
+        drop(window, file_mime(art / "style00" / "v0.png"))
+    return window
+
+
+def test_first_run_shows_what_to_do(window):
+    assert window.stack.currentWidget() is window.empty
+    assert "Add your art folders" in window.empty.title.text()
+    assert window.empty_add.isVisibleTo(window)
+
+
+def test_index_drop_and_see_the_same_style_first(qtbot, searched, art):
+    w = searched
+    assert w.stack.currentWidget() is w.view
+    paths = [r.path for r in w.results.results()]
+    assert str(art / "style00" / "v0.png") not in paths  # the query itself is left out
+    assert {Path(p).parent.name for p in paths[:2]} == {"style00"}
+    assert len(paths) == 11
+    assert "12 images indexed in 1 folder" in w.library_label.text() or qtbot.waitUntil(
+        lambda: "12 images indexed in 1 folder" in w.library_label.text(), timeout=5000) is None
+    # thumbnails arrive for the visible tiles
+    qtbot.waitUntil(lambda: w.results.data(w.results.index(0), Qt.ItemDataRole.DecorationRole) is not None,
+                    timeout=10000)
+
+
+def test_filters_restrict_and_exclude(qtbot, searched, art):
+    w = searched
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.exclude_check.setChecked(True)
+    assert all(Path(r.path).parent.name != "style00" for r in w.results.results())
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.k_spin.setValue(3)
+    assert len(w.results.results()) == 3
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.exclude_check.setChecked(False)
+        w.folder_edit.setText(str(art / "style02"))
+        w.folder_edit.editingFinished.emit()
+    assert {Path(r.path).parent.name for r in w.results.results()} == {"style02"}
+    assert w.settings.get("results_k") == 3
+
+
+def test_moodboard_edits_rerun_the_search(qtbot, searched, art):
+    w = searched
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        drop(w, file_mime(art / "style01" / "v0.png"))
+    assert w.moodboard.rowCount() == 2
+    # click the second card's sign button: it becomes "less like this"
+    rect = w.strip.visualRect(w.moodboard.index(1))
+    sign = w.strip.itemDelegate().regions(rect)["sign"].center()
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=sign)
+    assert w.moodboard.data(w.moodboard.index(1), NegativeRole) is True
+    assert all(Path(r.path).parent.name != "style01" for r in w.results.results()[:6])
+    plus = w.strip.itemDelegate().regions(rect)["plus"].center()
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=plus)
+    assert w.moodboard.data(w.moodboard.index(1), WeightRole) == 1.5
+    # keyboard: Delete removes the current card
+    w.strip.setCurrentIndex(w.moodboard.index(1))
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        qtbot.keyClick(w.strip, Qt.Key.Key_Delete)
+    assert [Path(e.path).name for e in w.moodboard.entries()] == ["v0.png"]
+    # only negatives: no search, a clear message instead
+    w.moodboard.setData(w.moodboard.index(0), True, NegativeRole)
+    qtbot.waitUntil(lambda: w.results.rowCount() == 0 and "positive" in (w.last_error or ""), timeout=5000)
+
+
+def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, model_file):
+    w = searched
+    drop(w, file_mime(art / "style03" / "v1.png"))
+    w.moodboard.setData(w.moodboard.index(1), True, NegativeRole)
+    w.moodboard.setData(w.moodboard.index(1), 2.0, WeightRole)
+    w.save_moodboard("Blue stripes")
+    qtbot.waitUntil(lambda: w.moodboard_name == "Blue stripes", timeout=5000)
+    assert w.saved_moodboards() == ["Blue stripes"]
+    w.rename_moodboard("Blue stripes", "Stripes")
+    qtbot.waitUntil(lambda: w.saved_moodboards() == ["Stripes"] and w.moodboard_name == "Stripes", timeout=5000)
+    w.clear_moodboard()
+    assert w.moodboard.rowCount() == 0 and w.stack.currentWidget() is w.empty
+    w.load_moodboard("Stripes")
+    qtbot.waitUntil(lambda: w.moodboard.rowCount() == 2, timeout=5000)
+    second = w.moodboard.entries()[1]
+    assert (Path(second.path).name, second.negative, second.weight) == ("v1.png", True, 2.0)
+    qtbot.waitUntil(lambda: w.results.rowCount() > 0, timeout=20000)
+    # the menu lists saved boards
+    w._fill_boards_menu()
+    assert "Stripes" in [a.text() for a in w.boards_menu.actions()]
+    w.delete_moodboard("Stripes")
+    qtbot.waitUntil(lambda: w.saved_moodboards() == [] and w.moodboard_name is None, timeout=5000)
+    # a new window restores the last moodboard, tile size and window geometry
+    w.set_tile_size(120)
+    w.resize(760, 560)
+    w.close()
+    again = make_window(qtbot, tmp_path, str(model_file))
+    assert [(Path(e.path).name, e.negative) for e in again.moodboard.entries()] == [("v0.png", False),
+                                                                                    ("v1.png", True)]
+    assert again.thumbs.edge == 120 and again.tile_slider.value() == 120
+    assert again.size() == w.size()
+    qtbot.waitUntil(lambda: again.results.rowCount() > 0, timeout=20000)
+
+
+def test_cancel_and_resume_indexing(qtbot, window, tmp_path):
+    folder = tmp_path / "many"
+    for i in range(40):
+        style_image(folder / f"{i:03d}.png", i % 5, i)
+    w = window
+    cancelled = []
+
+    def cancel_on_first_embed(progress):
+        if progress.phase == "embed" and progress.done > 0 and not cancelled:
+            cancelled.append(progress.done)
+            w.cancel_indexing()
+
+    w.engine.index_progress.connect(cancel_on_first_embed)
+    summary, was_cancelled = index_and_wait(qtbot, w, [folder])
+    assert was_cancelled and summary.cancelled
+    assert w.index_panel.resume.isVisibleTo(w)
+    partial = w.engine.library.status()
+    assert 0 < partial.indexed < 40
+    # the partial library is searchable
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.moodboard.add([mainwindow.MoodboardEntry(str(folder / "000.png"))])
+    assert 0 < w.results.rowCount() < 40
+    w.engine.index_progress.disconnect(cancel_on_first_embed)
+    with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
+        qtbot.mouseClick(w.index_panel.resume, Qt.MouseButton.LeftButton)
+    assert done.args[1] is False
+    assert w.engine.library.status().indexed == 40
+    assert done.args[0].added + done.args[0].unchanged >= 40 - partial.indexed
+    assert "up to date" in w.index_panel.label.text()
+
+
+def test_failures_view_lists_unreadable_files(qtbot, window, art):
+    (art / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    index_and_wait(qtbot, window, [art])
+    qtbot.waitUntil(lambda: len(window.failures) == 1, timeout=5000)
+    window.show_failures()
+    dialog = window.failures_dialog
+    qtbot.waitUntil(lambda: dialog.model.rowCount() == 1, timeout=5000)
+    assert dialog.model.data(dialog.model.index(0, 0)).endswith("broken.jpg")
+    assert dialog.model.data(dialog.model.index(0, 1))
+    assert window.index_panel.failures.isVisibleTo(window)
+    dialog.close()
+
+
+def test_context_actions(qtbot, searched, art, monkeypatch):
+    w = searched
+    opened = []
+    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    index = w.results.index(0)
+    path = index.data(PathRole)
+    actions = dict((t, s) for t, s in w.result_actions(index) if t)
+    assert list(actions) == ["More Like This", "Add to Moodboard", "Open", "Show in Folder", "Copy Path",
+                             "Copy Image"]
+    actions["Open"]()
+    actions["Show in Folder"]()
+    assert opened == [path, str(Path(path).parent)]
+    actions["Copy Path"]()
+    assert QGuiApplication.clipboard().text() == path
+    actions["Copy Image"]()
+    qtbot.waitUntil(lambda: not QGuiApplication.clipboard().image().isNull(), timeout=5000)
+    assert QGuiApplication.clipboard().image().width() == 48
+    actions["Add to Moodboard"]()
+    assert [e.path for e in w.moodboard.entries()][-1] == path
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        actions["More Like This"]()
+    assert [e.path for e in w.moodboard.entries()] == [path]
+    assert w.moodboard.entries()[0].image_id is not None
+    assert path not in [r.path for r in w.results.results()]
+    # double-click and Enter open; Space previews
+    opened.clear()
+    w.view.setCurrentIndex(w.results.index(0))
+    qtbot.keyClick(w.view, Qt.Key.Key_Return)
+    assert opened == [w.results.index(0).data(PathRole)]
+    qtbot.keyClick(w.view, Qt.Key.Key_Space)
+    qtbot.waitUntil(lambda: w.preview is not None and w.preview.label.pixmap() is not None
+                    and not w.preview.label.pixmap().isNull(), timeout=5000)
+    qtbot.keyClick(w.preview, Qt.Key.Key_Right)
+    assert w.view.currentIndex().row() == 1
+    # results drag out as file URLs
+    mime = w.results.mimeData([w.results.index(0)])
+    assert mime.urls()[0].toLocalFile() == w.results.index(0).data(PathRole)
+
+
+def test_web_links_are_refused_and_pasted_images_join_the_board(qtbot, searched):
+    w = searched
+    web = QMimeData()
+    web.setUrls([QUrl("https://example.com/art.jpg")])
+    drop(w, web)
+    assert w.banner.isVisible() and "not downloaded" in w.banner.text.text()
+    assert w.moodboard.rowCount() == 1
+    image = QImage(40, 30, QImage.Format.Format_RGB32)
+    image.fill(QColor(20, 120, 200))
+    QGuiApplication.clipboard().setImage(image)
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.paste()
+    assert w.moodboard.rowCount() == 2
+    assert Path(w.moodboard.entries()[1].path).name.startswith("pasted-")
+
+
+def test_folder_drop_adds_it_to_the_library(qtbot, window, art):
+    with qtbot.waitSignal(window.engine.index_finished, timeout=30000):
+        drop(window, file_mime(art))
+    assert [Path(r) for r in window.engine.roots()] == [art.resolve()]
+
+
+def test_no_trained_model_offers_a_way_out(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path, "", ready=False)
+    qtbot.waitUntil(lambda: w.banner.isVisible() and "No trained style model" in w.banner.text.text(),
+                    timeout=20000)
+    labels = [w.banner.buttons.itemAt(i).widget().text() for i in range(w.banner.buttons.count())]
+    assert labels == ["Choose Model File…", "Use Untrained Baseline"]
+    with qtbot.waitSignal(w.engine.model_ready, timeout=20000):
+        w.banner.buttons.itemAt(1).widget().click()
+    assert w.settings.get("model") == MODEL_BASELINE
+    assert "untrained baseline" in w.model_label.text()
+    assert "untrained baseline" in w.banner.text.text()
+
+
+def test_tile_size_and_settings_dialog(qtbot, window):
+    from app.dialogs import SettingsDialog
+
+    dialog = SettingsDialog(window.settings_values(), devices=[("cuda:0", "GPU 0: Test Card")])
+    qtbot.addWidget(dialog)
+    assert [dialog.device.itemData(i) for i in range(dialog.device.count())] == ["auto", "cpu", "cuda:0"]
+    assert dialog.device.itemText(2) == "GPU 0: Test Card"
+    assert dialog.values()["model"] == window.settings.get("model")
+    dialog.model_kind.setCurrentIndex(dialog.model_kind.findData("baseline"))
+    dialog.thumb.setValue(200)
+    assert dialog.values() == {"device": "cpu", "model": MODEL_BASELINE, "thumb_size": 200}
+    window.set_tile_size(10_000)
+    assert window.thumbs.edge == 320 and window.view.gridSize().width() == 336
+    qtbot.keyClick(window, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
+    assert window.thumbs.edge == 296
