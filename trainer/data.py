@@ -1,0 +1,187 @@
+"""Training images: the core decode path, an optional decoded-pixel cache, style-preserving augmentation.
+
+Every image is decoded by :func:`core.images.load_array`, the same path the
+app and ``eval`` use, at a slightly larger ``load_size``; augmentation then
+takes a random ``size`` crop and a random horizontal flip. Crops and flips keep
+palette, stroke width and texture intact; colour jitter or rescaling would
+change exactly what the model must learn to see.
+
+On a CPU, decoding full-size JPEGs costs more than the small network, so the
+:class:`PixelCache` decodes each file once into one memory-mapped uint8 array
+that every DataLoader worker reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import platformdirs
+import torch
+from torch.utils.data import Dataset
+
+from core.decode import iter_decoded
+from core.errors import ImageError
+from core.images import load_array
+from trainer.errors import DataError
+from trainer.manifest import Sample
+
+log = logging.getLogger(__name__)
+
+# Decode a little larger than the input so a random crop can move.
+CROP_MARGIN = 1.125
+
+
+def load_size_for(size: int) -> int:
+    return int(round(size * CROP_MARGIN))
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("ALADIN_CACHE_DIR") or platformdirs.user_cache_dir("aladin")) / "trainer"
+
+
+class PixelCache:
+    """Decoded ``load_size`` pixels for a list of paths, built once, shared read-only.
+
+    The cache key covers the paths, their sizes and mtimes and the load size,
+    so an edited file or a different input size builds a new cache.
+    """
+
+    def __init__(self, folder: Path, paths: list[str], load_size: int, workers: int | None = None) -> None:
+        self.paths = paths
+        self.load_size = load_size
+        key = hashlib.sha256(str(load_size).encode())
+        for p in paths:
+            try:
+                st = os.stat(p)
+                key.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except OSError:
+                key.update(f"{p}\0missing\n".encode())
+        stem = folder / key.hexdigest()[:20]
+        self.array_path = stem.with_suffix(".npy")
+        self.index_path = stem.with_suffix(".json")
+        if not (self.array_path.is_file() and self.index_path.is_file()):
+            self._build(workers)
+        self.failed: dict[str, str] = json.loads(self.index_path.read_text())["failed"]
+        self.rows = {p: i for i, p in enumerate(paths)}
+        self._array: np.ndarray | None = None
+
+    def _build(self, workers: int | None) -> None:
+        from tqdm import tqdm
+
+        self.array_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.array_path.with_name(self.array_path.name + ".part")
+        shape = (len(self.paths), self.load_size, self.load_size, 3)
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+        failed = {}
+        row = 0
+        with tqdm(total=len(self.paths), desc="decoding once into the cache", unit="img", disable=None) as bar:
+            for chunk in iter_decoded(self.paths, self.load_size, chunk=32, workers=workers):
+                for d in chunk:
+                    if d.error is None:
+                        out[row] = d.pixels
+                    else:
+                        failed[d.path] = d.error
+                    row += 1
+                bar.update(len(chunk))
+        out.flush()
+        del out
+        os.replace(tmp, self.array_path)
+        self.index_path.write_text(json.dumps({"paths": len(self.paths), "load_size": self.load_size,
+                                               "failed": failed}))
+
+    def pixels(self, path: str) -> np.ndarray:
+        if path in self.failed:
+            raise ImageError(path, self.failed[path])
+        if self._array is None:
+            # Opened lazily so each worker process maps the file itself.
+            self._array = np.load(self.array_path, mmap_mode="r")
+        return np.asarray(self._array[self.rows[path]])
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_array": None}
+
+
+def augment(pixels: np.ndarray, size: int, seed: int | None) -> np.ndarray:
+    """A random ``size`` crop and flip (``seed``), or the centre crop (``None``)."""
+    h, w = pixels.shape[:2]
+    if seed is None:
+        top, left = (h - size) // 2, (w - size) // 2
+        return pixels[top:top + size, left:left + size]
+    rng = np.random.default_rng(seed)
+    top, left = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    out = pixels[top:top + size, left:left + size]
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
+class PairDataset(Dataset):
+    """Items are ``(index, aug_seed)`` from :class:`trainer.sampler.GroupPairSampler`.
+
+    An image that fails to decode is replaced by the next image of its group
+    (logged once): one bad file must not stop hours of training.
+    """
+
+    def __init__(self, samples: list[Sample], groups: dict[str, list[int]], size: int,
+                 cache: PixelCache | None = None) -> None:
+        self.samples = samples
+        self.groups = groups
+        self.size = size
+        self.load_size = load_size_for(size)
+        self.cache = cache
+        self.group_ids = {g: i for i, g in enumerate(groups)}
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def _pixels(self, index: int) -> np.ndarray:
+        if self.cache is not None:
+            return self.cache.pixels(self.samples[index].path)
+        return load_array(self.samples[index].path, self.load_size)[0]
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+        index, seed = item
+        members = self.groups[self.samples[index].group]
+        start = members.index(index)
+        for k in range(len(members)):
+            candidate = members[(start + k) % len(members)]
+            try:
+                pixels = self._pixels(candidate)
+                break
+            except ImageError as exc:
+                log.warning("training: skipping unreadable %s (%s)", exc.path, exc.reason)
+        else:
+            raise DataError(f"no image of group {self.samples[index].group!r} can be decoded")
+        crop = np.ascontiguousarray(augment(pixels, self.size, seed).transpose(2, 0, 1))
+        return torch.from_numpy(crop), self.group_ids[self.samples[index].group]
+
+
+def collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 images (B, 3, H, W) and group ids, the same on every rank so gathered labels agree."""
+    return torch.stack([x for x, _ in items]), torch.tensor([g for _, g in items])
+
+
+def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
+    """uint8 (B, 3, H, W) to the network's float input, as :class:`core.embedder.Embedder` does."""
+    x = images.float().div_(255.0)
+    m = torch.tensor(mean, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, device=x.device).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def decode_for_eval(paths: list[str], size: int, workers: int | None = None) -> tuple[np.ndarray, list[int], dict]:
+    """Pixels for validation, decoded once by the app's path: (N, size, size, 3), kept rows, errors."""
+    pixels, kept, errors = [], [], {}
+    for chunk in iter_decoded(paths, size, chunk=64, workers=workers):
+        for d in chunk:
+            if d.error is None:
+                kept.append(len(pixels) + len(errors))
+                pixels.append(d.pixels)
+            else:
+                errors[d.path] = d.error
+    if not pixels:
+        raise DataError("no validation image could be decoded")
+    return np.stack(pixels), kept, errors

@@ -1,0 +1,159 @@
+"""``python -m trainer eval``: retrieval quality of a model file, a built-in model or a baseline.
+
+Embedding goes through the app's own path (:func:`core.decode.iter_decoded`,
+:meth:`core.embedder.Embedder.raw_from_pixels`, :meth:`Embedder.finish`), so a
+number in a report is the number a user's search gets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from core.decode import iter_decoded
+from core.embedder import Embedder, l2_normalise
+from core.modelfile import PostProcess, load_model
+from trainer.baselines import colour_histogram, fuse
+from trainer.errors import DataError
+from trainer.manifest import at_consensus, read_manifest
+from trainer.metrics import retrieval_metrics
+from trainer.splits import split_by_group
+
+log = logging.getLogger(__name__)
+
+STANDARDISE = ("auto", "model", "fit", "off")
+BASELINE_SIZE = 128
+
+
+def raw_in_batches(embedder: Embedder, pixels: np.ndarray, batch: int = 64) -> np.ndarray:
+    return np.concatenate([embedder.raw_from_pixels(pixels[i:i + batch]) for i in range(0, len(pixels), batch)])
+
+
+def finish(embedder: Embedder, raw: np.ndarray, standardise: str) -> tuple[np.ndarray, str]:
+    """Search vectors and a phrase saying which standardisation produced them.
+
+    ``auto`` uses the model file's statistics and, when it has none (an
+    untrained baseline), fits them on these codes: without standardisation a
+    few large channels dominate the raw style code and the comparison says
+    little about the network.
+    """
+    if embedder.which != "style":
+        return embedder.finish(raw), "none (projection vectors are unit vectors already)"
+    if standardise == "off":
+        return l2_normalise(np.asarray(raw, np.float32)), "none"
+    if standardise == "fit" or (standardise == "auto" and embedder.post is None):
+        return embedder.finish(raw, PostProcess.fit(raw)), "fitted on the evaluation set's codes"
+    if embedder.post is None:
+        raise DataError("the model file has no standardisation statistics; use --standardise fit or off")
+    return embedder.finish(raw), "from the model file"
+
+
+def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, colour: bool,
+                   workers: int | None, batch: int = 32) -> tuple[np.ndarray | None, np.ndarray | None, list[int], dict]:
+    """Raw model vectors and/or colour descriptors for every decodable path, in order."""
+    from tqdm import tqdm
+
+    raws, colours, kept, errors = [], [], [], {}
+    position = 0
+    with tqdm(total=len(paths), desc="embedding", unit="img", file=sys.stderr, disable=None) as bar:
+        for chunk in iter_decoded(paths, size, chunk=batch, workers=workers):
+            good = [d for d in chunk if d.error is None]
+            errors.update({d.path: d.error for d in chunk if d.error is not None})
+            kept += [position + i for i, d in enumerate(chunk) if d.error is None]
+            position += len(chunk)
+            if good:
+                pixels = np.stack([d.pixels for d in good])
+                if embedder is not None:
+                    raws.append(embedder.raw_from_pixels(pixels))
+                if colour:
+                    colours.append(colour_histogram(pixels))
+            bar.update(len(chunk))
+    raw = np.concatenate(raws) if raws else None
+    col = np.concatenate(colours) if colours else None
+    return raw, col, kept, errors
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
+    p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
+    p.add_argument("--model", default=None, metavar="PATH|NAME",
+                   help="model file or built-in (untrained-s, untrained-l); default: the bundled model")
+    p.add_argument("--baseline", choices=("colour",), default=None,
+                   help="evaluate a non-learned descriptor instead of a model")
+    p.add_argument("--fuse", choices=("colour",), default=None,
+                   help="concatenate the model's unit vectors with this descriptor's (sec. 5.6 'Fused')")
+    p.add_argument("--fuse-weight", type=float, default=0.5, metavar="W",
+                   help="weight of the fused descriptor relative to the model's (default 0.5)")
+    p.add_argument("--which", choices=("style", "projection"), default=None,
+                   help="vector to evaluate (default: the model file's choice)")
+    p.add_argument("--standardise", choices=STANDARDISE, default="auto",
+                   help="auto: the model's statistics, else fit on the eval set; model; fit; off")
+    p.add_argument("--consensus", type=int, default=None, metavar="N", help="BAM-FG-C_N level to evaluate")
+    p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
+                   help="evaluate one split of the manifest (same --val/--test/--split-seed as training)")
+    p.add_argument("--val", type=float, default=0.1, help="validation fraction of groups (with --split)")
+    p.add_argument("--test", type=float, default=0.0, help="test fraction of groups (with --split)")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--workers", type=int, default=None, help="decoding processes (0: in-process)")
+    p.add_argument("--report", type=Path, default=None, metavar="OUT.json", help="write the JSON report here")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    report = evaluate(args)
+    m = report["metrics"]
+    print(f"{report['subject']}: P@1 {m['P@1']:.4f}  P@5 {m['P@5']:.4f}  P@10 {m['P@10']:.4f}  "
+          f"mAP {m['mAP']:.4f}  ({m['queries']} queries; standardisation: {report['standardisation']})")
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    if args.baseline and args.fuse:
+        raise DataError("--fuse combines a model with a baseline; drop --baseline")
+    samples = at_consensus(read_manifest(args.data), args.consensus)
+    samples = split_by_group(samples, args.val, args.test, args.split_seed).of(args.split)
+    if not samples:
+        raise DataError(f"the {args.split} split is empty")
+    paths = [s.path for s in samples]
+    started = time.time()
+    embedder = None
+    if args.baseline is None:
+        model = load_model(args.model)
+        embedder = Embedder(model, device=args.device, which=args.which)
+    size = embedder.size if embedder is not None else BASELINE_SIZE
+    raw, colour, kept, errors = embed_manifest(paths, size, embedder, args.baseline == "colour" or
+                                               args.fuse == "colour", args.workers)
+    for path, reason in list(errors.items())[:10]:
+        print(f"trainer: cannot read {path}: {reason}", file=sys.stderr)
+    if not kept:
+        raise DataError("no image in the evaluation set could be decoded")
+    labels = np.array([samples[i].group for i in kept])
+    report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
+                             "images": len(kept), "groups": int(len(set(labels))), "unreadable": len(errors)}}
+    if embedder is None:
+        vectors, report["standardisation"] = colour, "none (Hellinger-normalised histogram)"
+        report["subject"] = "baseline colour (HSV histogram, Hellinger)"
+    else:
+        vectors, report["standardisation"] = finish(embedder, raw, args.standardise)
+        info = embedder.model.info
+        report["model"] = {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
+                           "trained": info.trained, "training_data": info.training_data,
+                           "vector": embedder.which, "input_size": embedder.size}
+        report["subject"] = f"model {info.name} ({embedder.which})"
+        if args.fuse:
+            vectors = fuse(vectors, colour, args.fuse_weight)
+            report["fused"] = {"with": args.fuse, "weight": args.fuse_weight}
+            report["subject"] += f" fused with {args.fuse} (w={args.fuse_weight})"
+    report["metrics"] = retrieval_metrics(vectors, labels)
+    report["seconds"] = round(time.time() - started, 2)
+    return report

@@ -1,0 +1,418 @@
+"""``python -m trainer train`` and ``finetune``: the recipe of sec. 3.2 and 5.
+
+Adam at lr 1e-4 with exponential decay 0.9 (per epoch by default), eq. 4 with
+lambda = 1e-2, N-group pair batches, optional logit accumulation, early
+stopping on validation P@1, checkpoints that resume exactly, torchrun/DDP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import resource
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import asdict
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from core.embedder import Embedder
+from core.model import Aladin, ModelConfig, build_model
+from core.modelfile import LoadedModel, ModelInfo, load_model_file
+from trainer import distributed
+from trainer.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
+from trainer.data import PairDataset, PixelCache, cache_root, collate, decode_for_eval, load_size_for, normalise
+from trainer.errors import CheckpointError, DataError
+from trainer.evaluate import finish, raw_in_batches
+from trainer.losses import DEFAULT_LAMBDA, DEFAULT_TAU
+from trainer.manifest import Sample, at_consensus, data_card_id, group_indices, read_manifest
+from trainer.metrics import retrieval_metrics
+from trainer.sampler import GroupPairSampler
+from trainer.splits import split_by_group
+from trainer.step import Objective, TrainModule, accumulated_step, plain_step
+
+log = logging.getLogger(__name__)
+
+# Settings that define the data stream; resuming with different values could not continue exactly.
+RESUME_MUST_MATCH = ("data", "consensus", "val", "test", "split_seed", "groups_per_batch", "seed",
+                     "variant", "input_size")
+CACHE_AUTO_LIMIT = 4 << 30
+
+
+def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
+    p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER",
+                   help="CSV with path,group[,consensus], or a folder with one sub-folder per group")
+    p.add_argument("--out", required=True, type=Path, metavar="RUN_DIR",
+                   help="run folder: checkpoints, metrics.jsonl, config.json, summary.json")
+    if finetune:
+        p.add_argument("--from", dest="source", required=True, type=Path, metavar="CKPT|MODEL",
+                       help="trainer checkpoint or model file to start from")
+    p.add_argument("--consensus", type=int, default=None, metavar="N", help="train on BAM-FG-C_N rows only")
+    p.add_argument("--variant", choices=("s", "l"), default="s", help="network size (ignored by finetune)")
+    p.add_argument("--input-size", type=int, default=256, metavar="PX",
+                   help="training input size (ignored by finetune; 64-128 for CPU training)")
+    p.add_argument("--groups-per-batch", type=int, default=512, metavar="N",
+                   help="N groups, two images each: batch 2N (paper: 1024 images)")
+    p.add_argument("--chunk-size", type=int, default=0, metavar="B",
+                   help="logit accumulation: forward/backward B images at a time (0: whole batch at once)")
+    p.add_argument("--tau", type=float, default=DEFAULT_TAU, help="temperature of eq. 2")
+    p.add_argument("--lambda-rec", type=float, default=DEFAULT_LAMBDA,
+                   help="weight of the L1 reconstruction (eq. 4); 0 skips the content encoder and decoder")
+    p.add_argument("--lr", type=float, default=1e-5 if finetune else 1e-4)
+    p.add_argument("--lr-decay", type=float, default=0.9, help="multiply the LR by this every --decay-every steps")
+    p.add_argument("--decay-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
+    p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
+    p.add_argument("--eval-every", type=int, default=500, metavar="STEPS", help="validation P@1 (0: only at the end)")
+    p.add_argument("--patience", type=int, default=10, metavar="EVALS",
+                   help="stop after this many validations without a better P@1 (0: never)")
+    p.add_argument("--checkpoint-every", type=int, default=1000, metavar="STEPS")
+    p.add_argument("--log-every", type=int, default=10, metavar="STEPS")
+    p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                   help="continue from CKPT (default RUN_DIR/last.pt)")
+    p.add_argument("--val", type=float, default=0.1, help="fraction of groups held out for validation")
+    p.add_argument("--test", type=float, default=0.0, help="fraction of groups held out for testing")
+    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--val-max-images", type=int, default=2000, help="cap on validation images (whole groups)")
+    p.add_argument("--val-standardise", choices=("fit", "off"), default="fit",
+                   help="standardise validation style codes with their own statistics, as export will")
+    p.add_argument("--embedding", choices=("style", "projection"), default="style",
+                   help="vector that validation scores and export records")
+    p.add_argument("--seed", type=int, default=0, help="model initialisation and batch order")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
+                   help="mixed precision on CUDA (auto: bf16 where supported, else fp16; off on CPU)")
+    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (0: in-process)")
+    p.add_argument("--cache", default="auto", metavar="auto|off|DIR",
+                   help="decode training images once into a memory-mapped cache (auto: when under 4 GiB)")
+    p.add_argument("--data-card", default=None, metavar="ID",
+                   help="training-data card id recorded in exported models (default: from the manifest)")
+    p.add_argument("--tensorboard", choices=("auto", "off"), default="auto")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    for name, finetune, text in (("train", False, "train ALADIN from scratch on a group manifest"),
+                                 ("finetune", True, "fine-tune a trained model on cleaned or own groups")):
+        p = sub.add_parser(name, help=text)
+        add_options(p, finetune)
+        p.set_defaults(func=run, finetune=finetune)
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = Trainer(args).fit()
+    if summary is not None:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+def _config_dict(args: argparse.Namespace) -> dict:
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_source_net(source: Path) -> Aladin:
+    """The network of a trainer checkpoint or a model file, for fine-tuning or export."""
+    if source.suffix == ".safetensors":
+        return load_model_file(source).net
+    return net_from_checkpoint(load_checkpoint(source))
+
+
+def select_validation(samples: list[Sample], cap: int) -> list[Sample]:
+    """Whole groups in manifest order until ``cap`` images: a fixed, scorable subset."""
+    out: list[Sample] = []
+    for members in group_indices(samples).values():
+        if len(members) < 2:
+            continue
+        if out and len(out) + len(members) > cap:
+            break
+        out += [samples[i] for i in members]
+    return out
+
+
+class Trainer:
+    """One training run: data, model, optimiser and the loop. State lives here so it can be checkpointed."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.dist = distributed.setup(args.device)
+        self.device = self.dist.device
+        self.config = _config_dict(args)
+        self.out = Path(args.out)
+        self._check_args()
+        self._build_data()
+        self._build_model()
+        self.step = 0
+        self.best = {"P@1": -1.0, "step": -1}
+        self.bad_evals = 0
+        self.first_eval: dict | None = None
+        self.last_eval: dict | None = None
+        if args.resume:
+            self._resume(self.out / "last.pt" if args.resume == "auto" else Path(args.resume))
+
+    # -- setup -----------------------------------------------------------------------------------------
+
+    def _check_args(self) -> None:
+        a = self.args
+        if a.steps < 1 or a.groups_per_batch < 2:
+            raise DataError("--steps must be at least 1 and --groups-per-batch at least 2")
+        if a.chunk_size < 0 or a.lambda_rec < 0 or a.tau <= 0:
+            raise DataError("--chunk-size and --lambda-rec must be non-negative and --tau positive")
+
+    def _build_data(self) -> None:
+        a = self.args
+        samples = at_consensus(read_manifest(a.data), a.consensus)
+        self.split = split_by_group(samples, a.val, a.test, a.split_seed)
+        self.data_card = a.data_card or data_card_id(a.data)
+        self.model_size = a.input_size
+        if getattr(a, "finetune", False):
+            self.source_net = load_source_net(a.source)
+            self.model_size = self.source_net.config.input_size
+        train = self.split.train
+        self.cache = self._open_cache([s.path for s in train])
+        if self.cache is not None and self.cache.failed:
+            log.warning("%d training images cannot be decoded and are left out", len(self.cache.failed))
+            train = [s for s in train if s.path not in self.cache.failed]
+        self.train_samples = train
+        groups = group_indices(train)
+        self.sampler = GroupPairSampler(list(groups.values()), a.groups_per_batch, seed=a.seed,
+                                        world_size=self.dist.world, rank=self.dist.rank, max_batches=a.steps)
+        if self.sampler.skipped_groups:
+            log.warning("%d training groups have fewer than two images and are skipped",
+                        self.sampler.skipped_groups)
+        self.dataset = PairDataset(train, groups, self.model_size, self.cache)
+        self.decay_every = a.decay_every or self.sampler.batches_per_epoch
+        self.val_samples = select_validation(self.split.val, a.val_max_images)
+        self.val_pixels = None
+
+    def _open_cache(self, paths: list[str]) -> PixelCache | None:
+        mode = self.args.cache
+        load = load_size_for(self.model_size)
+        if mode == "off" or (mode == "auto" and len(paths) * load * load * 3 > CACHE_AUTO_LIMIT):
+            return None
+        folder = cache_root() if mode == "auto" else Path(mode)
+        # Rank 0 builds the cache; the others wait, then map the same file.
+        if self.dist.main:
+            cache = PixelCache(folder, paths, load, workers=self.args.workers or 0)
+        if self.dist.world > 1:
+            torch.distributed.barrier()
+        if not self.dist.main:
+            cache = PixelCache(folder, paths, load)
+        return cache
+
+    def _build_model(self) -> None:
+        a = self.args
+        if getattr(a, "finetune", False):
+            net = self.source_net
+        else:
+            net = build_model(ModelConfig(variant=a.variant, input_size=a.input_size), seed=a.seed)
+        self.net = net.to(self.device).train()
+        self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec)
+        if not self.objective.reconstruct:
+            # Without the reconstruction term these branches get no gradient: freezing them
+            # keeps them out of the optimiser and out of DDP's gradient buckets.
+            for part in (self.net.content_encoder, self.net.decoder):
+                part.requires_grad_(False)
+        module: nn.Module = TrainModule(self.net)
+        if self.dist.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
+        self.module = module
+        params = [p for p in self.net.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=a.lr)
+        self.scheduler = torch.optim.lr_scheduler.ExponentialLR(self.optimizer, gamma=a.lr_decay)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+
+    def _amp_dtype(self) -> torch.dtype | None:
+        amp = self.args.amp
+        if self.device.type != "cuda" or amp == "off":
+            if amp in ("bf16", "fp16") and self.device.type != "cuda":
+                log.warning("--amp %s needs CUDA; training in float32", amp)
+            return None
+        if amp == "auto":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if amp == "bf16" else torch.float16
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return nullcontext()
+        return torch.autocast("cuda", dtype=self.amp_dtype)
+
+    # -- checkpoints -----------------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        arch = {"variant": self.net.config.variant, "input_size": self.net.config.input_size}
+        return {"step": self.step, "model": self.net.state_dict(), "model_config": arch, "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "sampler": self.sampler.state_dict(), "best": dict(self.best), "bad_evals": self.bad_evals,
+                "first_eval": self.first_eval, "config": self.config, "data_card": self.data_card,
+                "torch_rng": torch.get_rng_state()}
+
+    def save(self, name: str) -> None:
+        if self.dist.main:
+            save_checkpoint(self.out / name, self.state())
+
+    def _resume(self, path: Path) -> None:
+        state = load_checkpoint(path)
+        old = state["config"]
+        differ = [k for k in RESUME_MUST_MATCH if str(old.get(k)) != str(self.config.get(k))]
+        if differ:
+            raise CheckpointError(f"{path}: cannot resume with changed " + ", ".join(
+                f"{k} ({old.get(k)} -> {self.config.get(k)})" for k in differ))
+        self.net.load_state_dict(state["model"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: optimiser state does not fit this run ({exc})") from exc
+        self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = state["step"]
+        self.best, self.bad_evals = state["best"], state["bad_evals"]
+        self.first_eval = state.get("first_eval")
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resumed %s at step %d", path, self.step)
+
+    # -- validation ------------------------------------------------------------------------------------
+
+    def validate(self) -> dict | None:
+        """Validation P@k through the app's embedding path (rank 0 only)."""
+        if not self.dist.main or not self.val_samples:
+            return None
+        if self.val_pixels is None:
+            pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples], self.model_size,
+                                                   workers=self.args.workers or 0)
+            self.val_pixels = pixels
+            self.val_labels = np.array([self.val_samples[i].group for i in kept])
+        info = ModelInfo(name="validation", variant=self.net.config.variant, input_size=self.model_size,
+                         embedding=self.args.embedding)
+        embedder = Embedder(LoadedModel(self.net, info, None, "training", ""), device=str(self.device))
+        try:
+            raw = raw_in_batches(embedder, self.val_pixels)
+        finally:
+            self.net.train()
+        vectors, _ = finish(embedder, raw, self.args.val_standardise)
+        return retrieval_metrics(vectors, self.val_labels)
+
+    # -- the loop --------------------------------------------------------------------------------------
+
+    def _loader(self) -> DataLoader:
+        workers = self.args.workers
+        return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          multiprocessing_context="spawn" if workers else None)
+
+    def _writer(self):
+        if self.args.tensorboard == "off" or not self.dist.main:
+            return None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(self.out / "tensorboard"))
+
+    def _log(self, row: dict, writer) -> None:
+        if not self.dist.main:
+            return
+        with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
+        if writer is not None:
+            for key, value in row.items():
+                if isinstance(value, (int, float)) and key != "step":
+                    writer.add_scalar(key, value, row["step"])
+
+    def _evaluate_and_decide(self, writer) -> bool:
+        """Validate, keep the best checkpoint, and say whether to stop early (same answer on all ranks)."""
+        metrics = self.validate()
+        stop = False
+        if metrics is not None:
+            self.last_eval = metrics
+            if self.first_eval is None:
+                self.first_eval = metrics
+            self._log({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}}, writer)
+            if metrics["P@1"] > self.best["P@1"]:
+                self.best = {"P@1": metrics["P@1"], "step": self.step}
+                self.bad_evals = 0
+                self.save("best.pt")
+            else:
+                self.bad_evals += 1
+                stop = bool(self.args.patience) and self.bad_evals >= self.args.patience
+        return distributed.broadcast_flag(stop, self.dist)
+
+    def fit(self) -> dict | None:
+        a = self.args
+        if self.dist.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "config.json").write_text(json.dumps({**self.config, "data_card": self.data_card,
+                                                              "world_size": self.dist.world}, indent=1))
+        writer = self._writer()
+        local_batch = 2 * a.groups_per_batch // self.dist.world
+        accumulate = self.dist.world > 1 or 0 < a.chunk_size < local_batch
+        chunk = a.chunk_size if 0 < a.chunk_size < local_batch else local_batch
+        if self.step == 0 and (a.eval_every or a.patience):
+            self._evaluate_and_decide(writer)
+        started, seen, stopped_early = time.time(), 0, False
+        from tqdm import tqdm
+
+        with tqdm(total=a.steps, initial=self.step, unit="step", disable=None if self.dist.main else True,
+                  file=sys.stderr) as bar:
+            for images, labels in self._loader():
+                x = normalise(images.to(self.device, non_blocking=True), self.net.config.mean, self.net.config.std)
+                labels = labels.to(self.device, non_blocking=True)
+                if accumulate:
+                    losses = accumulated_step(self.module, x, labels, self.objective, chunk, self.autocast,
+                                              self.scaler)
+                else:
+                    losses = plain_step(self.module, x, labels, self.objective, self.autocast, self.scaler)
+                if self.scaler is not None:
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                else:
+                    self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.step += 1
+                self.sampler.next_batch = self.step
+                if self.step % self.decay_every == 0:
+                    self.scheduler.step()
+                seen += len(x) * self.dist.world
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses.total:.4f}", refresh=False)
+                if self.step % a.log_every == 0 or self.step == a.steps:
+                    row = {"step": self.step, **{f"loss/{k}": v for k, v in asdict(losses).items()},
+                           "lr": self.scheduler.get_last_lr()[0],
+                           "images_per_s": seen / max(time.time() - started, 1e-9),
+                           "peak_rss_mb": _peak_rss_mb()}
+                    if self.device.type == "cuda":
+                        row["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+                    self._log(row, writer)
+                if a.eval_every and self.step % a.eval_every == 0 and self.step < a.steps:
+                    if self._evaluate_and_decide(writer):
+                        stopped_early = True
+                        break
+                if a.checkpoint_every and self.step % a.checkpoint_every == 0:
+                    self.save("last.pt")
+        if not stopped_early:
+            self._evaluate_and_decide(writer)
+        self.save("last.pt")
+        if writer is not None:
+            writer.close()
+        summary = None
+        if self.dist.main:
+            summary = {"steps": self.step, "stopped_early": stopped_early, "best": self.best,
+                       "first_val": self.first_eval, "last_val": self.last_eval,
+                       "skipped_groups": self.sampler.skipped_groups, "train_images": len(self.train_samples),
+                       "seconds": round(time.time() - started, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        distributed.teardown()
+        return summary
