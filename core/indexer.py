@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import OperationalError
 
 from core.embedder import Embedder
 from core.errors import LibraryError, ModelMismatchError
@@ -77,6 +78,13 @@ class _Work:
 
 
 @dataclass
+class _Scan:
+    root_id: int
+    root_path: str
+    entries: list[FileEntry]
+
+
+@dataclass
 class _Known:
     id: int
     size: int
@@ -98,33 +106,40 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
     cancel = cancel or (lambda: False)
     start = time.monotonic()
     summary = IndexSummary()
-    with library.writer():
-        _ensure_model(library, embedder, switch_model)
-        roots = _resolve_roots(library, [Path(f) for f in folders])
-        work: list[_Work] = []
-        for root in roots:
-            if not Path(root.path).is_dir():
-                # An unplugged drive must not empty the library: leave its images alone.
-                log.warning("root %s is missing; its images are kept until it is back or removed", root.path)
-                summary.missing_roots.append(root.path)
-                continue
-            entries: list[FileEntry] = []
-            for entry in scan(root.path):
-                entries.append(entry)
-                if len(entries) % SCAN_REPORT_EVERY == 0:
-                    yield IndexProgress("scan", len(entries), 0, current=entry.relpath)
-                    if cancel():
-                        summary.cancelled = True
-                        break
-            if summary.cancelled:
-                break
-            yield IndexProgress("scan", len(entries), len(entries))
-            work += yield from _reconcile(library, root.id, root.path, entries, summary)
-        if not summary.cancelled and work:
-            yield from _embed(library, embedder, work, summary, cancel, batch_size, workers)
-        if not summary.cancelled:
-            yield IndexProgress("index", 0, 1)
-            IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim).current()
+    try:
+        with library.writer():
+            _ensure_model(library, embedder, switch_model)
+            roots = _resolve_roots(library, [Path(f) for f in folders])
+            scans: list[_Scan] = []
+            for root in roots:
+                if not Path(root.path).is_dir():
+                    # An unplugged drive must not empty the library: leave its images alone.
+                    log.warning("root %s is missing; its images are kept until it is back or removed", root.path)
+                    summary.missing_roots.append(root.path)
+                    continue
+                scans.append(_Scan(root.id, root.path, []))
+                for entry in scan(root.path):
+                    scans[-1].entries.append(entry)
+                    found = sum(len(x.entries) for x in scans)
+                    if found % SCAN_REPORT_EVERY == 0:
+                        yield IndexProgress("scan", found, 0, current=entry.relpath)
+                        if cancel():
+                            summary.cancelled = True
+                            break
+                if summary.cancelled:
+                    break
+            if not summary.cancelled:
+                found = sum(len(x.entries) for x in scans)
+                yield IndexProgress("scan", found, found)
+                work = yield from _reconcile(library, scans, summary)
+                if work:
+                    yield from _embed(library, embedder, work, summary, cancel, batch_size, workers)
+            if not summary.cancelled:
+                yield IndexProgress("index", 0, 1)
+                IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim).current()
+    except OperationalError as exc:
+        # A full disk or an I/O error: the open batch is rolled back, committed ones stay.
+        raise LibraryError(f"cannot write to the library {library.folder}: {exc.orig}") from exc
     summary.seconds = time.monotonic() - start
     yield IndexProgress("done", 1, 1, summary=summary)
     return summary
@@ -187,82 +202,85 @@ def _adopt(library: Library, root, inner: list) -> None:
             s.execute(delete(RootRow).where(RootRow.id == old.id))
 
 
-def _reconcile(library: Library, root_id: int, root_path: str, entries: list[FileEntry],
+def _reconcile(library: Library, scans: list[_Scan],
                summary: IndexSummary) -> Generator[IndexProgress, None, list[_Work]]:
-    """Compare a scan with the database; apply moves, touches and deletions in one transaction.
+    """Compare scans with the database; apply moves, touches and deletions in one transaction.
 
-    Returns the files that still need embedding.
+    All scanned roots are reconciled together, so a file moved from one root to
+    another is recognised too. Returns the files that still need embedding.
     """
+    root_paths = {x.root_id: x.root_path for x in scans}
     with library.session() as s:
-        rows = s.execute(select(ImageRow.id, ImageRow.relpath, ImageRow.size, ImageRow.mtime_ns,
+        rows = s.execute(select(ImageRow.id, ImageRow.root_id, ImageRow.relpath, ImageRow.size, ImageRow.mtime_ns,
                                 ImageRow.content_hash, ImageRow.status, VectorRow.image_id)
                          .outerjoin(VectorRow, VectorRow.image_id == ImageRow.id)
-                         .where(ImageRow.root_id == root_id)).all()
+                         .where(ImageRow.root_id.in_(list(root_paths)))).all()
         # Sizes of every vector in the library: a new file can only be a copy or a move of one of those.
         vector_sizes = set(s.scalars(select(ImageRow.size).join(VectorRow, VectorRow.image_id == ImageRow.id)))
-    known = {rel: _Known(i, size, mtime, digest, status, vid is not None)
-             for i, rel, size, mtime, digest, status, vid in rows}
-    seen = {e.relpath for e in entries}
-    missing = {rel: k for rel, k in known.items() if rel not in seen}
-    missing_sizes = {k.size for k in missing.values()}
+    known = {(root_id, rel): _Known(i, size, mtime, digest, status, vid is not None)
+             for i, root_id, rel, size, mtime, digest, status, vid in rows}
+    seen = {(x.root_id, e.relpath) for x in scans for e in x.entries}
+    missing = [k for key, k in known.items() if key not in seen]
+    missing_sizes = {k.size for k in missing}
 
     work: list[_Work] = []
-    to_hash: list[tuple[FileEntry, _Known | None]] = []
-    for entry in entries:
-        k = known.get(entry.relpath)
-        if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
-            if k.status == STATUS_FAILED or k.has_vector:
-                summary.unchanged += 1
+    to_hash: list[tuple[_Work, _Known | None]] = []
+    for x in scans:
+        for entry in x.entries:
+            k = known.get((x.root_id, entry.relpath))
+            item = _Work(str(Path(x.root_path) / entry.relpath), x.root_id, entry.relpath, entry.size,
+                         entry.mtime_ns, k.id if k else None, k.digest if k else None, is_new=k is None)
+            if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
+                if k.status == STATUS_FAILED or k.has_vector:
+                    summary.unchanged += 1
+                else:
+                    work.append(item)  # left without a vector by a model switch
+            elif k is not None or entry.size in missing_sizes or entry.size in vector_sizes:
+                to_hash.append((item, k))
             else:
-                work.append(_work(root_path, root_id, entry, k.id, k.digest, is_new=False))
-        elif k is not None or entry.size in missing_sizes or entry.size in vector_sizes:
-            to_hash.append((entry, k))
-        else:
-            work.append(_work(root_path, root_id, entry, None, None, is_new=True))
+                work.append(item)
 
     digests: list[str | None] = []
     if to_hash:
-        paths = [str(Path(root_path) / e.relpath) for e, _ in to_hash]
         t0 = time.monotonic()
         with ThreadPoolExecutor(max_workers=4) as pool:
-            for i, digest in enumerate(pool.map(_safe_hash, paths)):
+            for i, digest in enumerate(pool.map(_safe_hash, [w.path for w, _ in to_hash])):
                 digests.append(digest)
                 if (i + 1) % 100 == 0:
                     rate = (i + 1) / max(time.monotonic() - t0, 1e-6)
-                    yield IndexProgress("hash", i + 1, len(paths), rate, (len(paths) - i - 1) / rate)
+                    yield IndexProgress("hash", i + 1, len(to_hash), rate, (len(to_hash) - i - 1) / rate)
 
     missing_by_hash: dict[str, list[_Known]] = defaultdict(list)
-    for k in missing.values():
+    for k in missing:
         if k.digest:
             missing_by_hash[k.digest].append(k)
-    moves: list[tuple[int, FileEntry]] = []
-    touches: list[tuple[int, FileEntry]] = []
-    copies: list[tuple[FileEntry, str]] = []
-    for (entry, k), digest in zip(to_hash, digests):
+    moves: list[tuple[int, _Work]] = []
+    touches: list[tuple[int, _Work]] = []
+    copies: list[_Work] = []
+    for (item, k), digest in zip(to_hash, digests):
+        item.digest = digest
         if k is not None:
             if digest is not None and digest == k.digest and (k.has_vector or k.status == STATUS_FAILED):
-                touches.append((k.id, entry))
+                touches.append((k.id, item))
                 summary.unchanged += 1
             else:
-                work.append(_work(root_path, root_id, entry, k.id, digest, is_new=False))
+                work.append(item)
         elif digest is not None and missing_by_hash.get(digest):
-            moves.append((missing_by_hash[digest].pop().id, entry))
+            moves.append((missing_by_hash[digest].pop().id, item))
         elif digest is not None:
-            copies.append((entry, digest))
+            copies.append(item)
         else:
-            work.append(_work(root_path, root_id, entry, None, None, is_new=True))
+            work.append(item)
 
     moved_ids = {i for i, _ in moves}
-    gone = [k.id for k in missing.values() if k.id not in moved_ids]
+    gone = [k.id for k in missing if k.id not in moved_ids]
     now = time.time()
     with library.session.begin() as s:
-        for image_id, entry in moves + touches:
+        for image_id, item in moves + touches:
             s.execute(update(ImageRow).where(ImageRow.id == image_id).values(
-                root_id=root_id, relpath=entry.relpath, size=entry.size, mtime_ns=entry.mtime_ns, updated_at=now))
-        copied = _copy_vectors(s, root_id, copies, now)
-        for entry, _ in copies:
-            if entry.relpath not in copied:
-                work.append(_work(root_path, root_id, entry, None, None, is_new=True))
+                root_id=item.root_id, relpath=item.relpath, size=item.size, mtime_ns=item.mtime_ns, updated_at=now))
+        copied = _copy_vectors(s, copies, now)
+        work += [item for item in copies if item.path not in copied]
         delete_images(s, gone)
         if gone or copied:
             bump_generation(s)
@@ -272,40 +290,34 @@ def _reconcile(library: Library, root_id: int, root_path: str, entries: list[Fil
     return work
 
 
-def _copy_vectors(s, root_id: int, copies: list[tuple[FileEntry, str]], now: float) -> set[str]:
+def _copy_vectors(s, copies: list[_Work], now: float) -> set[str]:
     """A new file byte-identical to an indexed one gets a copy of its vector instead of an embedding."""
     if not copies:
         return set()
-    hashes = sorted({d for _, d in copies})
+    hashes = sorted({w.digest for w in copies})
     source = {}
     for part in range(0, len(hashes), 900):
-        for digest, image_id, width, height, model_id, data in s.execute(
-                select(ImageRow.content_hash, ImageRow.id, ImageRow.width, ImageRow.height, VectorRow.model_id,
-                       VectorRow.data).join(VectorRow, VectorRow.image_id == ImageRow.id)
+        for digest, width, height, model_id, data in s.execute(
+                select(ImageRow.content_hash, ImageRow.width, ImageRow.height, VectorRow.model_id, VectorRow.data)
+                .join(VectorRow, VectorRow.image_id == ImageRow.id)
                 .where(ImageRow.content_hash.in_(hashes[part:part + 900]))):
             source[digest] = (width, height, model_id, data)
     if not source:
         return set()
     seq = bump_generation(s)
     done = set()
-    for entry, digest in copies:
-        if digest not in source:
+    for item in copies:
+        if item.digest not in source:
             continue
-        width, height, model_id, data = source[digest]
-        row = ImageRow(root_id=root_id, relpath=entry.relpath, size=entry.size, mtime_ns=entry.mtime_ns,
-                       content_hash=digest, width=width, height=height, status=STATUS_OK, added_at=now,
+        width, height, model_id, data = source[item.digest]
+        row = ImageRow(root_id=item.root_id, relpath=item.relpath, size=item.size, mtime_ns=item.mtime_ns,
+                       content_hash=item.digest, width=width, height=height, status=STATUS_OK, added_at=now,
                        updated_at=now)
         s.add(row)
         s.flush()
         s.add(VectorRow(image_id=row.id, model_id=model_id, seq=seq, data=data))
-        done.add(entry.relpath)
+        done.add(item.path)
     return done
-
-
-def _work(root_path: str, root_id: int, entry: FileEntry, image_id: int | None, digest: str | None,
-          is_new: bool) -> _Work:
-    return _Work(str(Path(root_path) / entry.relpath), root_id, entry.relpath, entry.size, entry.mtime_ns,
-                 image_id, digest, is_new)
 
 
 def _safe_hash(path: str) -> str | None:

@@ -248,7 +248,10 @@ class Library:
             LibraryBusyError: another process (or another writer here) holds it.
         """
         path = self.folder / WRITER_LOCK
-        fh = open(path, "a+b")
+        try:
+            fh = open(path, "a+b")
+        except OSError as exc:
+            raise LibraryError(f"cannot write to the library {self.folder}: {exc.strerror}") from exc
         try:
             if not _try_lock(fh):
                 raise LibraryBusyError(f"library {self.folder} is busy: another process is indexing it")

@@ -91,6 +91,18 @@ def test_moved_file_keeps_its_vector_and_moodboard(tmp_path, embedder):
         assert lib.load_moodboard("board")[0].path == str(target)
 
 
+def test_move_between_roots_is_recognised(tmp_path, embedder):
+    paths = make_tree(tmp_path / "a", styles=2, per_style=1)
+    (tmp_path / "b").mkdir()
+    with Library.open(tmp_path / "lib") as lib:
+        run_index(lib, [tmp_path / "a", tmp_path / "b"], embedder)
+        before = lib.find_image(paths[1])[0]
+        shutil.move(paths[1], tmp_path / "b" / "moved.png")
+        summary = run_index(lib, [], embedder)
+        assert (summary.moved, summary.embedded, summary.removed) == (1, 0, 0)
+        assert lib.find_image(tmp_path / "b" / "moved.png")[0] == before
+
+
 def test_copy_reuses_vector_and_deletion_removes(tmp_path, embedder):
     paths = make_tree(tmp_path / "art", styles=2, per_style=2)
     with Library.open(tmp_path / "lib") as lib:
