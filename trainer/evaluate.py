@@ -12,14 +12,15 @@ import json
 import logging
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from core.colour import colour_histogram, hellinger
 from core.decode import iter_decoded
-from core.embedder import Embedder, l2_normalise
+from core.embedder import Embedder
 from core.modelfile import PostProcess, load_model
-from trainer.baselines import colour_histogram, fuse
 from trainer.errors import DataError
 from trainer.manifest import at_consensus, read_manifest
 from trainer.metrics import retrieval_metrics
@@ -36,30 +37,33 @@ def raw_in_batches(embedder: Embedder, pixels: np.ndarray, batch: int = 64) -> n
 
 
 def finish(embedder: Embedder, raw: np.ndarray, standardise: str) -> tuple[np.ndarray, str]:
-    """Search vectors and a phrase saying which standardisation produced them.
+    """Search vectors (the app's :meth:`Embedder.finish`) and which standardisation made them.
 
     ``auto`` uses the model file's statistics and, when it has none (an
     untrained baseline), fits them on these codes: without standardisation a
     few large channels dominate the raw style code and the comparison says
-    little about the network.
+    little about the network. Only the network part of a raw vector is
+    standardised; a fused colour part is left to ``finish``.
     """
     if embedder.which != "style":
         return embedder.finish(raw), "none (projection vectors are unit vectors already)"
+    net = np.asarray(raw[:, :embedder.net_dim], np.float64)
     if standardise == "off":
-        return l2_normalise(np.asarray(raw, np.float32)), "none"
+        identity = PostProcess(mean=np.zeros(net.shape[1], np.float32), scale=np.ones(net.shape[1], np.float32))
+        return embedder.finish(raw, identity), "none"
     if standardise == "fit" or (standardise == "auto" and embedder.post is None):
-        return embedder.finish(raw, PostProcess.fit(raw)), "fitted on the evaluation set's codes"
+        return embedder.finish(raw, PostProcess.fit(net)), "fitted on the evaluation set's codes"
     if embedder.post is None:
         raise DataError("the model file has no standardisation statistics; use --standardise fit or off")
     return embedder.finish(raw), "from the model file"
 
 
-def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, colour: bool,
-                   workers: int | None, batch: int = 32) -> tuple[np.ndarray | None, np.ndarray | None, list[int], dict]:
-    """Raw model vectors and/or colour descriptors for every decodable path, in order."""
+def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, workers: int | None,
+                   batch: int = 32) -> tuple[np.ndarray, list[int], dict]:
+    """Raw vectors (the model's, or raw colour histograms without a model) for every decodable path."""
     from tqdm import tqdm
 
-    raws, colours, kept, errors = [], [], [], {}
+    raws, kept, errors = [], [], {}
     position = 0
     with tqdm(total=len(paths), desc="embedding", unit="img", file=sys.stderr, disable=None) as bar:
         for chunk in iter_decoded(paths, size, chunk=batch, workers=workers):
@@ -69,14 +73,10 @@ def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, colou
             position += len(chunk)
             if good:
                 pixels = np.stack([d.pixels for d in good])
-                if embedder is not None:
-                    raws.append(embedder.raw_from_pixels(pixels))
-                if colour:
-                    colours.append(colour_histogram(pixels))
+                raws.append(embedder.raw_from_pixels(pixels) if embedder is not None
+                            else colour_histogram(pixels))
             bar.update(len(chunk))
-    raw = np.concatenate(raws) if raws else None
-    col = np.concatenate(colours) if colours else None
-    return raw, col, kept, errors
+    return (np.concatenate(raws) if raws else np.zeros((0, 1), np.float32)), kept, errors
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,10 +86,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="model file or built-in (untrained-s, untrained-l); default: the bundled model")
     p.add_argument("--baseline", choices=("colour",), default=None,
                    help="evaluate a non-learned descriptor instead of a model")
-    p.add_argument("--fuse", choices=("colour",), default=None,
-                   help="concatenate the model's unit vectors with this descriptor's (sec. 5.6 'Fused')")
-    p.add_argument("--fuse-weight", type=float, default=0.5, metavar="W",
-                   help="weight of the fused descriptor relative to the model's (default 0.5)")
+    p.add_argument("--colour-weight", type=float, default=None, metavar="W",
+                   help="fuse the HSV colour histogram with weight W in [0, 1) (sec. 5.6 'Fused'), "
+                        "overriding the model file's own colour weight")
     p.add_argument("--which", choices=("style", "projection"), default=None,
                    help="vector to evaluate (default: the model file's choice)")
     p.add_argument("--standardise", choices=STANDARDISE, default="auto",
@@ -118,8 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def evaluate(args: argparse.Namespace) -> dict:
-    if args.baseline and args.fuse:
-        raise DataError("--fuse combines a model with a baseline; drop --baseline")
+    if args.baseline and args.colour_weight is not None:
+        raise DataError("--colour-weight fuses colour with a model; drop --baseline")
+    if args.colour_weight is not None and not 0 <= args.colour_weight < 1:
+        raise DataError("--colour-weight must be in [0, 1)")
     samples = at_consensus(read_manifest(args.data), args.consensus)
     samples = split_by_group(samples, args.val, args.test, args.split_seed).of(args.split)
     if not samples:
@@ -129,10 +130,11 @@ def evaluate(args: argparse.Namespace) -> dict:
     embedder = None
     if args.baseline is None:
         model = load_model(args.model)
+        if args.colour_weight is not None:
+            model = replace(model, info=replace(model.info, colour_weight=args.colour_weight))
         embedder = Embedder(model, device=args.device, which=args.which)
     size = embedder.size if embedder is not None else BASELINE_SIZE
-    raw, colour, kept, errors = embed_manifest(paths, size, embedder, args.baseline == "colour" or
-                                               args.fuse == "colour", args.workers)
+    raw, kept, errors = embed_manifest(paths, size, embedder, args.workers)
     for path, reason in list(errors.items())[:10]:
         print(f"trainer: cannot read {path}: {reason}", file=sys.stderr)
     if not kept:
@@ -141,19 +143,18 @@ def evaluate(args: argparse.Namespace) -> dict:
     report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
                              "images": len(kept), "groups": int(len(set(labels))), "unreadable": len(errors)}}
     if embedder is None:
-        vectors, report["standardisation"] = colour, "none (Hellinger-normalised histogram)"
-        report["subject"] = "baseline colour (HSV histogram, Hellinger)"
+        vectors, report["standardisation"] = hellinger(raw), "none (Hellinger-normalised histogram)"
+        report["subject"] = f"baseline colour (HSV histogram {BASELINE_SIZE} px, Hellinger)"
     else:
         vectors, report["standardisation"] = finish(embedder, raw, args.standardise)
         info = embedder.model.info
         report["model"] = {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
                            "trained": info.trained, "training_data": info.training_data,
-                           "vector": embedder.which, "input_size": embedder.size}
+                           "vector": embedder.which, "input_size": embedder.size,
+                           "colour_weight": embedder.colour_weight}
         report["subject"] = f"model {info.name} ({embedder.which})"
-        if args.fuse:
-            vectors = fuse(vectors, colour, args.fuse_weight)
-            report["fused"] = {"with": args.fuse, "weight": args.fuse_weight}
-            report["subject"] += f" fused with {args.fuse} (w={args.fuse_weight})"
+        if embedder.colour_weight > 0:
+            report["subject"] += f" fused with colour (w={embedder.colour_weight})"
     report["metrics"] = retrieval_metrics(vectors, labels)
     report["seconds"] = round(time.time() - started, 2)
     return report

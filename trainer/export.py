@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="model name shown in the app (default: OUT's stem)")
     p.add_argument("--embedding", choices=("style", "projection"), default=None,
                    help="vector the app indexes (default: the run's --embedding)")
+    p.add_argument("--colour-weight", type=float, default=0.0, metavar="W",
+                   help="fuse the HSV colour histogram into the search vector with weight W in [0, 1)")
     p.add_argument("--no-standardise", dest="standardise", action="store_false",
                    help="do not fit per-dimension standardisation of style codes")
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
@@ -54,7 +56,9 @@ def training_paths(config: dict, fit_on: Path | None) -> list[str]:
 
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
            standardise: bool = True, fit_on: Path | None = None, fit_max: int = 5000,
-           device: str = "auto", workers: int | None = None) -> Path:
+           device: str = "auto", workers: int | None = None, colour_weight: float = 0.0) -> Path:
+    if not 0 <= colour_weight < 1:
+        raise DataError("--colour-weight must be in [0, 1)")
     state = load_checkpoint(checkpoint)
     config = state["config"]
     net = net_from_checkpoint(state)
@@ -76,11 +80,12 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
         info.notes["standardisation"] = f"fitted on {len(pixels)} training images ({len(errors)} unreadable)"
     else:
         info.notes["standardisation"] = "none"
+    info.colour_weight = colour_weight
     return save_model(out, net.cpu(), info, post)
 
 
 def run(args: argparse.Namespace) -> int:
     path = export(args.checkpoint, args.out, args.name, args.embedding, args.standardise, args.fit_on,
-                  args.fit_max, args.device, args.workers)
+                  args.fit_max, args.device, args.workers, args.colour_weight)
     print(f"wrote {path}")
     return 0
