@@ -8,12 +8,14 @@ edit the model through ``setData``, like any other editor would.
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QEvent, QModelIndex, QPointF, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.moodboard_model import MAX_WEIGHT, MIN_WEIGHT
-from app.roles import NegativeRole, ScoreRole, ThumbFailedRole, WeightRole
+from app.roles import NegativeRole, PathRole, ScoreRole, ThumbFailedRole, WeightRole
 
 RADIUS = 6
 NEGATIVE = QColor(214, 69, 65)
@@ -115,8 +117,11 @@ class TileDelegate(QStyledItemDelegate):
         painter.setFont(small)
         painter.setPen(pal.color(QPalette.ColorRole.Text if selected or hovered
                                  else QPalette.ColorRole.PlaceholderText))
-        name = QFontMetrics(small).elidedText(index.data(Qt.ItemDataRole.DisplayRole) or "",
-                                              Qt.TextElideMode.ElideMiddle, caption.width())
+        name = index.data(Qt.ItemDataRole.DisplayRole) or ""
+        path = index.data(PathRole)
+        if (hovered or selected) and path:  # the folder tells same-named files apart
+            name = f"{os.path.basename(os.path.dirname(path))}/{name}"
+        name = QFontMetrics(small).elidedText(name, Qt.TextElideMode.ElideMiddle, caption.width())
         painter.drawText(caption, Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop, name)
         if option.state & QStyle.StateFlag.State_HasFocus and not selected:
             painter.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 1, Qt.PenStyle.DotLine))

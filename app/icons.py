@@ -7,6 +7,7 @@ when the palette changes (the window calls :func:`clear`).
 
 from __future__ import annotations
 
+import weakref
 from functools import lru_cache
 from pathlib import Path
 
@@ -41,12 +42,47 @@ def _icon(name: str, color: str, disabled: str) -> QIcon:
     return icon
 
 
+def _opaque(color: QColor, background: QColor) -> str:
+    """SVG colours carry no alpha: a translucent palette colour is blended onto the background."""
+    a = color.alphaF()
+    return QColor(round(color.red() * a + background.red() * (1 - a)),
+                  round(color.green() * a + background.green() * (1 - a)),
+                  round(color.blue() * a + background.blue() * (1 - a))).name()
+
+
 def icon(name: str, color: QColor | None = None) -> QIcon:
     """The named icon tinted for the current palette (or ``color``)."""
     pal = QGuiApplication.palette()
+    window = pal.color(QPalette.ColorRole.Window)
     normal = color or pal.color(QPalette.ColorRole.WindowText)
     disabled = pal.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.WindowText)
-    return _icon(name, normal.name(), disabled.name())
+    return _icon(name, _opaque(normal, window), _opaque(disabled, window))
+
+
+_bound: list[tuple[weakref.ref, str]] = []
+
+
+def bind(target, name: str):
+    """Give an action or button the named icon, and re-tint it in :func:`retint`."""
+    target.setIcon(icon(name))
+    _bound.append((weakref.ref(target), name))
+    return target
+
+
+def retint() -> None:
+    """After a palette change (light/dark switch): redraw every bound icon in the new colours."""
+    clear()
+    alive = []
+    for ref, name in _bound:
+        target = ref()
+        if target is None:
+            continue
+        try:
+            target.setIcon(icon(name))
+        except RuntimeError:  # the C++ object is gone
+            continue
+        alive.append((ref, name))
+    _bound[:] = alive
 
 
 def app_icon() -> QIcon:

@@ -107,12 +107,13 @@ class MainWindow(QMainWindow):
 
     # -- construction ---------------------------------------------------------------
     def _action(self, text: str, icon: str | None, slot, shortcut=None, tip: str | None = None) -> QAction:
-        action = QAction(icons.icon(icon), text, self) if icon else QAction(text, self)
+        action = QAction(text, self)
+        if icon:
+            icons.bind(action, icon)
         if shortcut is not None:
             action.setShortcut(shortcut)
         if tip:
             action.setToolTip(tip)
-            action.setStatusTip(tip)
         action.triggered.connect(slot)
         self.addAction(action)
         return action
@@ -150,7 +151,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         self.boards_button = QToolButton()
         self.boards_button.setText("Moodboards")
-        self.boards_button.setIcon(icons.icon("moodboard"))
+        icons.bind(self.boards_button, "moodboard")
         self.boards_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         self.boards_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         self.boards_menu = QMenu(self)
@@ -198,7 +199,9 @@ class MainWindow(QMainWindow):
         self.strip_placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.strip_placeholder.setWordWrap(True)
         self.strip_placeholder.setForegroundRole(QPalette.ColorRole.PlaceholderText)
-        self.strip_placeholder.setFixedHeight(self.strip.height())
+        self.strip_placeholder.setObjectName("dropHint")
+        self.strip_placeholder.setStyleSheet("#dropHint { border: 2px dashed palette(mid); border-radius: 10px; }")
+        self.strip_placeholder.setFixedHeight(self.strip.height() - 8)
         q.addWidget(self.strip)
         q.addWidget(self.strip_placeholder)
         layout.addWidget(self.query)
@@ -247,9 +250,9 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.index_panel)
         self.setCentralWidget(central)
 
-        self.empty_add = QPushButton(icons.icon("folder-add"), "Add Folder…")
+        self.empty_add = icons.bind(QPushButton("Add Folder…"), "folder-add")
         self.empty_add.clicked.connect(self.choose_folder)
-        self.empty_paste = QPushButton(icons.icon("paste"), "Paste Image")
+        self.empty_paste = icons.bind(QPushButton("Paste Image"), "paste")
         self.empty_paste.clicked.connect(self.paste)
 
         sb = self.statusBar()
@@ -340,7 +343,13 @@ class MainWindow(QMainWindow):
         lib = self.engine.library
         has_roots = bool(self.root_combo.count() > 1)
         indexing = self.engine.indexing
-        self.act_rescan.setEnabled(lib is not None and self.engine.embedder is not None and not indexing)
+        has_model = self.engine.embedder is not None
+        self.act_rescan.setEnabled(lib is not None and has_model and not indexing and has_roots)
+        self.act_add.setEnabled(has_model)
+        self.empty_add.setEnabled(has_model)
+        first_run = lib is not None and not has_roots and not indexing and not has_board
+        self.query.setVisible(not first_run)
+        self.filter_bar.setVisible(not first_run)
         if self.results.rowCount() > 0:
             self.stack.setCurrentWidget(self.view)
             return
@@ -378,7 +387,7 @@ class MainWindow(QMainWindow):
         self.root_combo.clear()
         self.root_combo.addItem("All folders", "")
         for root in status.roots:
-            self.root_combo.addItem(icons.icon("folder-add"), Path(root.path).name or root.path, root.path)
+            self.root_combo.addItem(Path(root.path).name or root.path, root.path)
             self.root_combo.setItemData(self.root_combo.count() - 1,
                                         f"{root.path}\n{root.images:,} images" +
                                         ("" if root.exists else " · folder is missing"),
@@ -875,18 +884,11 @@ class MainWindow(QMainWindow):
 
     # -- palette and closing -----------------------------------------------------------------------
     def changeEvent(self, event) -> None:
+        """Follow the system's light/dark switch: icons are re-tinted, delegates read the new palette."""
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
-            icons.clear()
-            self._retint_icons()
-
-    def _retint_icons(self) -> None:
-        for action, name in ((self.act_add, "folder-add"), (self.act_rescan, "rescan"), (self.act_failures, "warning"),
-                             (self.act_paste, "paste"), (self.act_clear, "clear"), (self.act_save, "save"),
-                             (self.act_settings, "settings")):
-            action.setIcon(icons.icon(name))
-        self.boards_button.setIcon(icons.icon("moodboard"))
-        self.update_state()
+            icons.retint()
+            self.update_state()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         s = self.settings

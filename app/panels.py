@@ -63,7 +63,7 @@ class Banner(QFrame):
         self.buttons = QHBoxLayout()
         layout.addLayout(self.buttons)
         close = QToolButton()
-        close.setIcon(icons.icon("remove"))
+        icons.bind(close, "remove")
         close.setAutoRaise(True)
         close.setToolTip("Dismiss")
         close.clicked.connect(self.dismiss)
@@ -101,6 +101,7 @@ class Banner(QFrame):
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange and self.isVisible():
             self._apply_palette()
+            self.icon.setPixmap(icons.icon("warning" if self.tone != "info" else "image").pixmap(20, 20))
 
 
 class IndexPanel(QFrame):
@@ -123,9 +124,9 @@ class IndexPanel(QFrame):
         self.bar.setTextVisible(False)
         self.bar.setFixedHeight(8)
         self.bar.setMaximumWidth(280)
-        self.cancel = QPushButton(icons.icon("stop"), "Cancel")
-        self.resume = QPushButton(icons.icon("resume"), "Resume")
-        self.failures = QPushButton(icons.icon("warning"), "")
+        self.cancel = icons.bind(QPushButton("Cancel"), "stop")
+        self.resume = icons.bind(QPushButton("Resume"), "resume")
+        self.failures = icons.bind(QPushButton(""), "warning")
         self.failures.setFlat(True)
         for w in (self.cancel, self.resume, self.failures):
             w.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)

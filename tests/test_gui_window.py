@@ -306,3 +306,50 @@ def test_tile_size_and_settings_dialog(qtbot, window):
     assert window.thumbs.edge == 320 and window.view.gridSize().width() == 336
     qtbot.keyClick(window, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
     assert window.thumbs.edge == 296
+
+
+def test_aladin_without_arguments_starts_the_app(qtbot, monkeypatch):
+    """``aladin`` (and ``aladin gui``) build and show the main window, then run the event loop.
+
+    The loop itself is replaced: quitting a real nested loop would end pytest-qt's too.
+    """
+    from PySide6.QtWidgets import QApplication
+
+    from core.cli import main as cli_main
+
+    seen = []
+
+    def fake_exec(self=None):
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible()]
+        seen.extend(w.windowTitle() for w in windows)
+        for w in windows:
+            qtbot.waitUntil(lambda w=w: w.engine.library is not None, timeout=10000)
+            w.close()
+            w.deleteLater()
+        return 0
+
+    monkeypatch.setattr(QApplication, "exec", fake_exec)
+    assert cli_main([]) == 0
+    assert seen == ["ALADIN Style Browser"]
+
+
+def test_icons_follow_a_palette_switch(qtbot, window):
+    from PySide6.QtWidgets import QApplication
+
+    from app.screenshots import dark_palette
+
+    def icon_colour():
+        image = window.act_save.icon().pixmap(24, 24).toImage()
+        return max((image.pixelColor(x, y) for x in range(24) for y in range(24)),
+                   key=lambda c: c.alpha()).lightness()
+
+    app = QApplication.instance()
+    light = app.palette()
+    before = icon_colour()
+    try:
+        app.setPalette(dark_palette())
+        qtbot.waitUntil(lambda: icon_colour() != before, timeout=3000)
+        assert icon_colour() > before  # light strokes on a dark window
+    finally:
+        app.setPalette(light)
+    qtbot.waitUntil(lambda: icon_colour() == before, timeout=3000)

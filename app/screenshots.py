@@ -1,0 +1,169 @@
+"""Render the app's main states offscreen into PNGs (``python -m app.screenshots --out docs``).
+
+Runs the real window on a generated collection (app/collection.py) with the
+untrained baseline model, in a throwaway library, config and cache, so it never
+touches the user's own. Dialogs are shown and grabbed the same way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _isolate(base: Path) -> None:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
+        os.environ[var] = str(base / var.lower())
+    os.environ["ALADIN_CACHE_DIR"] = str(base / "cache")
+    os.environ["ALADIN_LOG_DIR"] = str(base / "log")
+
+
+def dark_palette():
+    from PySide6.QtGui import QColor, QPalette
+
+    p = QPalette()
+    roles = QPalette.ColorRole
+    for role, colour in ((roles.Window, "#26282c"), (roles.WindowText, "#e6e6e6"), (roles.Base, "#1d1f22"),
+                         (roles.AlternateBase, "#2a2c30"), (roles.Text, "#e6e6e6"), (roles.Button, "#303236"),
+                         (roles.ButtonText, "#e6e6e6"), (roles.Highlight, "#3d8fd6"), (roles.HighlightedText, "#ffffff"),
+                         (roles.ToolTipBase, "#303236"), (roles.ToolTipText, "#e6e6e6"),
+                         (roles.PlaceholderText, "#8a8d93"), (roles.Mid, "#44474c"), (roles.Dark, "#151618"),
+                         (roles.Light, "#3a3c40"), (roles.Midlight, "#34363a"), (roles.Shadow, "#000000")):
+        p.setColor(role, QColor(colour))
+    for role in (roles.Text, roles.WindowText, roles.ButtonText):
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6d7076"))
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--size", default="1280x820", help="window size WxH")
+    parser.add_argument("--model", default="untrained-s", help="model for the results shots")
+    args = parser.parse_args(argv)
+    work = Path(tempfile.mkdtemp(prefix="aladin-shots-"))
+    _isolate(work)
+
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtWidgets import QApplication
+
+    from app.collection import make_collection
+    from app.engine import Engine
+    from app.mainwindow import MainWindow
+    from app.options import Settings
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setStyle("Fusion")
+    light = app.palette()
+    w_px, h_px = (int(v) for v in args.size.split("x"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    art = work / "Art references"
+    paths = make_collection(art, broken=2)
+
+    def spin(cond: Callable[[], bool], timeout: float = 120.0) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and not cond():
+            app.processEvents()
+            time.sleep(0.01)
+        app.processEvents()
+        return cond()
+
+    def settle(window) -> None:
+        spin(lambda: window.thumbs.pending() == 0 and window.board_thumbs.pending() == 0, 30)
+        for _ in range(5):
+            app.processEvents()
+            time.sleep(0.02)
+
+    def shot(widget, name: str) -> None:
+        path = args.out / f"screenshot-{name}.png"
+        widget.grab().save(str(path))
+        print(path)
+
+    def window_for(model: str, library: str) -> MainWindow:
+        settings = Settings(work / "config" / f"{library}.ini")
+        settings.set("model", model)
+        settings.set("device", "cpu")
+        window = MainWindow(settings=settings, engine=Engine(), library_dir=str(work / library))
+        window.resize(w_px, h_px)
+        window.show()
+        return window
+
+    # 1. no trained model installed
+    w = window_for("", "lib-empty")
+    spin(lambda: w.banner.isVisible())
+    settle(w)
+    shot(w, "no-model")
+    w.close()
+
+    # 2. first run with a model: the empty state
+    w = window_for(args.model, "lib")
+    spin(lambda: w.engine.ready)
+    w.banner.hide()
+    settle(w)
+    shot(w, "first-run")
+
+    # 3. indexing in progress
+    seen = []
+    w.engine.index_progress.connect(lambda p: seen.append(p) if p.phase == "embed" and p.done else None)
+    w.add_folders([str(art)])
+    spin(lambda: len(seen) >= 2)
+    app.processEvents()
+    shot(w, "indexing")
+    spin(lambda: not w.engine.indexing, 600)
+    spin(lambda: w.library_label.text().startswith(str(len(paths))), 10)
+
+    # 4. results for a moodboard: two positives and a negative
+    board = [paths[8 * 1 + 2], paths[8 * 8 + 1]]
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in board])
+    w.accept_mime(mime)
+    spin(lambda: w.moodboard.rowCount() == 2)
+    from app.moodboard_model import MoodboardEntry
+    from app.roles import NegativeRole, WeightRole
+
+    w.moodboard.add([MoodboardEntry(str(paths[8 * 4 + 3]))])
+    w.moodboard.setData(w.moodboard.index(2), True, NegativeRole)
+    w.moodboard.setData(w.moodboard.index(0), 2.0, WeightRole)
+    w.moodboard_name = "Warm collage"
+    spin(lambda: w.results.rowCount() > 0 and not w.engine.searching)
+    w.banner.hide()
+    w.view.setCurrentIndex(w.results.index(1))
+    settle(w)
+    shot(w, "results")
+
+    # 5. the failures list and settings
+    w.show_failures()
+    spin(lambda: w.failures_dialog.model.rowCount() > 0, 10)
+    shot(w.failures_dialog, "failures")
+    w.failures_dialog.close()
+    from app.dialogs import SettingsDialog
+
+    dialog = SettingsDialog(w.settings_values(), parent=w)
+    dialog.show()
+    app.processEvents()
+    shot(dialog, "settings")
+    dialog.close()
+
+    # 6. the large preview
+    w.show_preview(w.results.index(1))
+    spin(lambda: w.preview.label.pixmap() is not None and not w.preview.label.pixmap().isNull(), 10)
+    shot(w.preview, "preview")
+    w.preview.close()
+
+    # 7. the same results on a dark palette
+    app.setPalette(dark_palette())
+    settle(w)
+    shot(w, "results-dark")
+    app.setPalette(light)
+    w.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
