@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -179,6 +180,7 @@ class IndexCache:
         self.dim = dim
         self.index: ExactIndex | HnswIndex | None = None
         self.generation = -1
+        self._saved = -1
         self._lock = threading.RLock()
 
     def current(self) -> ExactIndex | HnswIndex:
@@ -190,6 +192,26 @@ class IndexCache:
             elif generation != self.generation:
                 self._patch(generation)
             return self.index
+
+    def save(self) -> None:
+        """Bring the file on disk up to date, for the next process to load quickly.
+
+        The indexer calls this when it finishes; readers only patch their memory copy,
+        so a search during indexing never writes a whole graph.
+        """
+        with self._lock:
+            generation = self.library.generation()
+            if self.index is None:
+                try:
+                    stamp = read_stamp(self.folder)
+                except CacheInvalid:
+                    stamp = None
+                if stamp and stamp.get("generation") == generation and stamp.get("fingerprint") == self.fingerprint \
+                        and (self.folder / str(stamp.get("file"))).is_file():
+                    return
+            self.current()
+            if self._saved != self.generation:
+                self._save_if_graph()
 
     def rebuild(self) -> ExactIndex | HnswIndex:
         """Build from SQLite, ignoring any file; saved when it is a graph."""
@@ -229,10 +251,9 @@ class IndexCache:
         elif isinstance(index, HnswIndex) and (index.deleted > MAX_DELETED_SHARE * max(len(index), 1)
                                                or len(index) < EXACT_LIMIT * 0.9):
             self._build(generation)
-        else:
-            self._save_if_graph()
 
     def _save_if_graph(self) -> None:
+        self._saved = self.generation
         if isinstance(self.index, HnswIndex):
             try:
                 save_graph(self.folder, self.index, self.generation, self.fingerprint)
@@ -269,6 +290,13 @@ def _file_lock(folder: Path, exclusive: bool) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return time.time()
+
+
 def _sha256(path: Path) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
@@ -299,7 +327,9 @@ def save_graph(folder: Path, index: HnswIndex, generation: int, fingerprint: str
         stamp_tmp.write_text(json.dumps(stamp), encoding="utf-8")
         os.replace(stamp_tmp, folder / STAMP)
         for old in folder.glob("index.*.hnsw*"):
-            if old.name != name and not old.name.endswith(f".{os.getpid()}.hnsw.tmp"):
+            # Another process may be writing its own temp file right now; only an old one is litter.
+            stale_tmp = old.suffix == ".tmp" and time.time() - _mtime(old) > 3600
+            if old.name != name and (old.suffix == ".hnsw" or stale_tmp):
                 with contextlib.suppress(OSError):
                     old.unlink()
 

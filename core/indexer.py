@@ -136,7 +136,7 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
                     yield from _embed(library, embedder, work, summary, cancel, batch_size, workers)
             if not summary.cancelled:
                 yield IndexProgress("index", 0, 1)
-                IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim).current()
+                IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim).save()
     except OperationalError as exc:
         # A full disk or an I/O error: the open batch is rolled back, committed ones stay.
         raise LibraryError(f"cannot write to the library {library.folder}: {exc.orig}") from exc

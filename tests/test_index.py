@@ -121,3 +121,15 @@ def test_shrinking_library_goes_back_to_exact(graph_library, tmp_path):
     list(index_folders(lib, [], embedder, workers=0))
     assert searcher.cache.current().kind == "exact"
     assert not (lib.folder / STAMP).exists()
+
+
+def test_readers_patch_in_memory_and_the_writer_saves(graph_library, tmp_path):
+    lib, embedder, paths = graph_library
+    stamp_before = json.loads((lib.folder / STAMP).read_text())
+    lib.remove_root(tmp_path / "art" / "style05")
+    results = Searcher(lib, embedder).search([QueryItem(str(paths[0]))], SearchFilters(k=30))
+    assert len(results) == 19 and all("style05" not in r.path for r in results)  # 24 - 4 removed - query
+    assert json.loads((lib.folder / STAMP).read_text()) == stamp_before  # a search never writes the graph
+    assert lib.status().index["state"] == "stale"
+    list(index_folders(lib, [], embedder, workers=0))
+    assert lib.status().index["state"] == "fresh"
