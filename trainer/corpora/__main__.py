@@ -1,0 +1,76 @@
+"""Command line: ``python -m trainer.corpora build|sources|check``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from pathlib import Path
+
+from trainer.corpora.build import BuildConfig, run_build
+from trainer.corpora.provenance import package_info
+from trainer.corpora.reserved import reserved_reason
+from trainer.corpora.sources import SOURCE_NAMES, SOURCES
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m trainer.corpora", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="build or update a corpus folder")
+    b.add_argument("--out", type=Path, default=Path("data/corpus"))
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--size", type=int, default=192, help="shorter side of every image (160-256 sensible)")
+    b.add_argument("--max-per-group", type=int, default=40)
+    b.add_argument("--min-per-group", type=int, default=4)
+    b.add_argument("--limit", type=int, default=None, help="at most N groups per source (quick builds)")
+    b.add_argument("--sources", default="", help=f"comma-separated subset of: {','.join(SOURCE_NAMES)}")
+    b.add_argument("--procedural-styles", type=int, default=1000)
+    b.add_argument("--procedural-per-group", type=int, default=20)
+    b.add_argument("--root", type=Path, default=Path("/"), help="file-system root packages are read from")
+    sub.add_parser("sources", help="list sources, their packages, versions and licences")
+    c = sub.add_parser("check", help="verify a manifest has no reserved (evaluation-only) rows")
+    c.add_argument("manifest", type=Path)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "sources":
+        for source in SOURCES:
+            print(f"{source.name}:")
+            for name in source.packages:
+                p = package_info(name)
+                print(f"  {p.name} {p.version or '(not installed)'}  [{p.licence}]")
+        return 0
+    if args.command == "check":
+        bad = 0
+        with open(args.manifest, newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                reason = reserved_reason(row["path"])
+                if reason:
+                    bad += 1
+                    print(reason, file=sys.stderr)
+        print(f"{bad} reserved rows")
+        return 1 if bad else 0
+    sources = tuple(s for s in args.sources.split(",") if s)
+    cfg = BuildConfig(out=args.out, seed=args.seed, size=args.size, max_per_group=args.max_per_group,
+                      min_per_group=args.min_per_group, limit=args.limit, sources=sources, root=args.root,
+                      procedural_styles=args.procedural_styles, procedural_per_group=args.procedural_per_group)
+
+    def show(p):
+        print(f"[{p.groups_done} groups, {p.images_done} images] {p.source}/{p.group}: "
+              f"{p.images if p.kept else 'dropped'}", file=sys.stderr, flush=True)
+
+    try:
+        result = run_build(cfg, show)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"groups": result.groups, "images": result.images, "seconds": result.seconds,
+                      "per_source": result.per_source, "manifest": str((args.out / "manifest.csv").resolve())}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
