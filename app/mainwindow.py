@@ -382,7 +382,7 @@ class MainWindow(QMainWindow):
         self.engine.call(self.engine.library.failures, returned=self._failures_ready, context=self)
 
     def _status_ready(self, status) -> None:
-        current = self.root_combo.currentData() or self.settings.get("filter_root")
+        current = self._root_filter() or self.settings.get("filter_root")
         self.root_combo.blockSignals(True)
         self.root_combo.clear()
         self.root_combo.addItem("All folders", "")
@@ -479,8 +479,12 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     # -- search ------------------------------------------------------------------------------
+    def _root_filter(self) -> str:
+        """The chosen root; "" for all folders (also while the combo is still empty)."""
+        return self.root_combo.currentData() if self.root_combo.currentIndex() >= 0 else ""
+
     def current_request(self) -> SearchRequest:
-        root = self.root_combo.currentData() or None
+        root = self._root_filter() or None
         folder = self.folder_edit.text().strip() or None
         return SearchRequest(entries=self.moodboard.entries(), roots=[root] if root else None, folder=folder,
                              exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value())
@@ -527,7 +531,7 @@ class MainWindow(QMainWindow):
 
     def _filters_changed(self, *_args) -> None:
         s = self.settings
-        s.set("filter_root", self.root_combo.currentData() or "")
+        s.set("filter_root", self._root_filter())
         s.set("filter_folder", self.folder_edit.text().strip())
         s.set("exclude_query_folders", self.exclude_check.isChecked())
         s.set("results_k", self.k_spin.value())

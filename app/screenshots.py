@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def _isolate(base: Path) -> None:
+def isolate(base: Path) -> None:
+    """Point every user folder (config, data, cache, logs) into ``base``."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     for var in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"):
         os.environ[var] = str(base / var.lower())
@@ -48,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="untrained-s", help="model for the results shots")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="aladin-shots-"))
-    _isolate(work)
+    isolate(work)
 
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtWidgets import QApplication

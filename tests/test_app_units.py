@@ -251,3 +251,26 @@ def test_probe_measures_a_stall(qtbot):
     probe.stop()
     assert probe.max_gap_ms >= 140
     assert probe.over(100) >= 1
+
+
+def test_painting_tiles_without_thumbnails_keeps_none_alive(qtbot, tmp_path):
+    """Regression: PySide6 6.12.0 on Python 3.11 drops a reference to None on every void Qt call,
+    so painting a grid soon aborts the interpreter; pyproject.toml keeps that version out."""
+    import sys
+
+    from app.views import ResultsView
+
+    provider = ThumbnailProvider(edge=48)
+    model = ResultsModel(provider)
+    model.set_results([result(tmp_path / f"missing-{i}.png", rank=i, image_id=i) for i in range(60)])
+    view = ResultsView()
+    qtbot.addWidget(view)
+    view.setModel(model)
+    view.resize(600, 400)
+    view.set_tile_size(72)
+    view.show()
+    before = sys.getrefcount(None)
+    for _ in range(30):
+        view.grab()
+    assert sys.getrefcount(None) >= before - 10
+    provider.wait_idle()
