@@ -44,14 +44,14 @@ MANIFEST_FIELDS = ("path", "group", "source", "content")
 class BuildConfig:
     out: Path
     seed: int = 0
-    size: int = 192
+    size: int = 160
     max_per_group: int = 40
     min_per_group: int = 4
     limit: int | None = None  # at most this many groups per source (quick builds)
     sources: tuple[str, ...] = ()  # empty: all
     root: Path = Path("/")
-    procedural_styles: int = 1000
-    procedural_per_group: int = 20
+    procedural_styles: int = 1200
+    procedural_per_group: int = 12
     font_share: float = FONT_SHARE
 
     def settings(self) -> dict:
@@ -110,7 +110,7 @@ def _save_png(img, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        img.save(tmp, format="PNG", optimize=False)
+        img.save(tmp, format="PNG", compress_level=1)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -56,10 +56,10 @@ class Context:
     """What discovery needs: the file-system root, the output size and a seed."""
 
     root: Path = Path("/")
-    size: int = 192
+    size: int = 160
     seed: int = 0
-    procedural_styles: int = 1000
-    procedural_per_group: int = 20
+    procedural_styles: int = 1200
+    procedural_per_group: int = 12
 
     def path(self, rel: str) -> Path:
         return self.root / rel.lstrip("/")
@@ -393,6 +393,10 @@ FONT_TEXTS = (
 )
 
 
+# Glyph sheets are cheap and plentiful: a few per font are enough to show its style.
+FONT_IMAGES = 8
+
+
 def _font_sheet(path: Path, text: str) -> Callable[[int], Image.Image]:
     return lambda size: render_text(path, text, size)
 
@@ -411,7 +415,8 @@ def discover_fonts(ctx: Context) -> Iterator[GroupSpec]:
     for path in _files(ctx.path("usr/share/fonts"), {".ttf", ".otf"}):
         if "emoji" in path.name.lower() or not font_has_latin(path):
             continue
-        yield GroupSpec(path.stem, [Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS)])
+        yield GroupSpec(path.stem, [Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS)],
+                        max_images=FONT_IMAGES)
 
 
 # ------------------------------------------------------------ procedural
