@@ -39,6 +39,9 @@ EXACT_LIMIT = 20_000
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 200
 HNSW_EF_SEARCH = 200
+# A filter that keeps at most this many images is answered exactly from SQLite;
+# a larger one walks the graph with hnswlib's filter.
+FILTER_EXACT_MAX = 5_000
 # Deleted points still cost memory and search time; past this share the graph is rebuilt.
 MAX_DELETED_SHARE = 0.25
 
@@ -128,20 +131,20 @@ class HnswIndex:
         return ids[~np.isin(ids, np.fromiter(self._deleted, np.int64, len(self._deleted)))] if self._deleted else ids
 
     def query(self, q: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        accept = None
         if allowed is not None:
-            # A filtered search is exact over the allowed vectors: a graph walk with a
-            # selective filter would visit most of the graph anyway, and could miss some.
-            allowed = allowed[np.isin(allowed, self.labels())]
-            return top_k(allowed, self.vectors(allowed) @ q, k)
+            allowed_set = set(allowed.tolist()) - self._deleted
+            k = min(k, len(allowed_set))
+            accept = allowed_set.__contains__
         k = min(k, len(self))
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         self.graph.set_ef(max(HNSW_EF_SEARCH, k))
         try:
-            labels, dist = self.graph.knn_query(q[None, :], k=k, num_threads=1)
+            labels, dist = self.graph.knn_query(q[None, :], k=k, num_threads=1, filter=accept)
         except RuntimeError:
-            # The graph could not reach k live points (many deletions): answer exactly instead.
-            ids = self.labels()
+            # The graph could not reach k live (or allowed) points: answer exactly instead.
+            ids = self.labels() if allowed is None else np.fromiter(allowed_set, np.int64, len(allowed_set))
             return top_k(ids, self.vectors(ids) @ q, k)
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
 

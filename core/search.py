@@ -17,7 +17,7 @@ import numpy as np
 
 from core.embedder import Embedder, l2_normalise
 from core.errors import LibraryError, ModelMismatchError, QueryError
-from core.index import IndexCache, fingerprint
+from core.index import FILTER_EXACT_MAX, ExactIndex, IndexCache, fingerprint
 from core.library import Library
 from core.query import QueryItem, SearchFilters, SearchResult
 from core.scan import content_hash
@@ -140,6 +140,14 @@ class Searcher:
             raise QueryError("k must be at least 1")
         index = self.cache.current()
         allowed = self._allowed(filters)
+        if allowed is not None and len(allowed) <= FILTER_EXACT_MAX and index.kind == "hnsw":
+            # A small sub-folder: its vectors straight from SQLite beat any walk through the graph.
+            raw = self.library.raw_vectors(allowed.tolist())
+            exact = ExactIndex(self.embedder.dim)
+            if raw:
+                ids = np.fromiter(raw, np.int64, len(raw))
+                exact.add(ids, self.embedder.finish(np.stack([raw[int(i)] for i in ids])))
+            index, allowed = exact, None
         limit = len(index) if allowed is None else len(allowed)
         fetch = min(limit, filters.k + len(exclude))
         while True:

@@ -172,3 +172,23 @@ def test_exact_and_graph_agree(world, monkeypatch):
     graph = graph_searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=8))
     assert [r.image_id for r in graph] == [r.image_id for r in exact]
     np.testing.assert_allclose([r.score for r in graph], [r.score for r in exact], atol=1e-5)
+
+
+@pytest.mark.parametrize("filter_exact_max", [0, 5000])
+def test_filtered_graph_search_matches_exact(world, monkeypatch, filter_exact_max):
+    """Both filtered paths on a graph (hnswlib's filter, or vectors from SQLite) match exact search."""
+    import core.index
+    import core.search
+
+    tmp, paths, lib, searcher = world
+    filters = SearchFilters(folder=str(tmp / "art" / "style02"), k=5)
+    queries = [QueryItem(str(paths[0])), QueryItem(str(paths[9]), 0.5)]
+    exact = searcher.search(queries, filters)
+    monkeypatch.setattr(core.index, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(core.search, "FILTER_EXACT_MAX", filter_exact_max)
+    graph_searcher = Searcher(lib, searcher.embedder)
+    assert graph_searcher.cache.current().kind == "hnsw"
+    graph = graph_searcher.search(queries, filters)
+    assert len(exact) == PER_STYLE
+    assert [r.image_id for r in graph] == [r.image_id for r in exact]
+    np.testing.assert_allclose([r.score for r in graph], [r.score for r in exact], atol=1e-5)
