@@ -20,7 +20,7 @@ import numpy as np
 from core.colour import colour_histogram, hellinger
 from core.decode import iter_decoded
 from core.embedder import Embedder
-from core.modelfile import PostProcess, load_model
+from core.modelfile import LoadedModel, PostProcess, load_model
 from trainer.errors import DataError
 from trainer.manifest import at_consensus, read_manifest
 from trainer.metrics import retrieval_metrics
@@ -79,6 +79,15 @@ def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, worke
     return (np.concatenate(raws) if raws else np.zeros((0, 1), np.float32)), kept, errors
 
 
+def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
+    """The same weights run at another input size: the network is convolutional up to its statistics."""
+    try:
+        model.net.config = replace(model.net.config, input_size=size)
+    except ValueError as exc:
+        raise DataError(f"--input-size: {exc}") from exc
+    return replace(model, info=replace(model.info, input_size=size))
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
     p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
@@ -89,6 +98,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--colour-weight", type=float, default=None, metavar="W",
                    help="fuse the HSV colour histogram with weight W in [0, 1) (sec. 5.6 'Fused'), "
                         "overriding the model file's own colour weight")
+    p.add_argument("--input-size", type=int, default=None, metavar="PX",
+                   help="run the network at this input size instead of the model's (e.g. to compare an "
+                        "untrained baseline with a model trained at 64 px)")
     p.add_argument("--which", choices=("style", "projection"), default=None,
                    help="vector to evaluate (default: the model file's choice)")
     p.add_argument("--standardise", choices=STANDARDISE, default="auto",
@@ -132,6 +144,8 @@ def evaluate(args: argparse.Namespace) -> dict:
         model = load_model(args.model)
         if args.colour_weight is not None:
             model = replace(model, info=replace(model.info, colour_weight=args.colour_weight))
+        if args.input_size is not None:
+            model = at_input_size(model, args.input_size)
         embedder = Embedder(model, device=args.device, which=args.which)
     size = embedder.size if embedder is not None else BASELINE_SIZE
     raw, kept, errors = embed_manifest(paths, size, embedder, args.workers)

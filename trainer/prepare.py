@@ -38,6 +38,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--per-group", type=int, default=8)
     p.add_argument("--size", type=int, default=96)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--palettes", type=int, default=None, metavar="K",
+                   help="share K colour schemes between styles (harder: colour alone cannot tell groups apart)")
     p.set_defaults(func=run_synth)
 
 
@@ -61,6 +63,6 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def run_synth(args: argparse.Namespace) -> int:
-    path = write_style_set(args.out, args.groups, args.per_group, args.size, args.seed)
+    path = write_style_set(args.out, args.groups, args.per_group, args.size, args.seed, args.palettes)
     print(f"wrote {path}: {args.groups} styles x {args.per_group} images")
     return 0

@@ -41,14 +41,21 @@ def _colour(h: float, s: float, v: float) -> tuple[int, int, int]:
     return int(r * 255), int(g * 255), int(b * 255)
 
 
-def random_style(rng: np.random.Generator) -> Style:
-    hue = rng.random()
-    spread = rng.uniform(0.03, 0.35)
-    sat = rng.uniform(0.2, 1.0)
-    val = rng.uniform(0.35, 1.0)
-    palette = tuple(_colour(hue + spread * k, sat * rng.uniform(0.8, 1.1), val * rng.uniform(0.7, 1.1))
+def random_style(rng: np.random.Generator, colours: np.random.Generator | None = None) -> Style:
+    """A style from ``rng``; its palette and background from ``colours`` when given.
+
+    Passing one of a few shared colour generators makes groups that agree in
+    colour and differ only in marks, texture, shading and line quality: the
+    harder, less colour-driven task.
+    """
+    c = colours or rng
+    hue = c.random()
+    spread = c.uniform(0.03, 0.35)
+    sat = c.uniform(0.2, 1.0)
+    val = c.uniform(0.35, 1.0)
+    palette = tuple(_colour(hue + spread * k, sat * c.uniform(0.8, 1.1), val * c.uniform(0.7, 1.1))
                     for k in range(4))
-    background = _colour(hue + 0.5 * rng.integers(0, 2), sat * rng.uniform(0, 0.4), rng.uniform(0.1, 1.0))
+    background = _colour(hue + 0.5 * c.integers(0, 2), sat * c.uniform(0, 0.4), c.uniform(0.1, 1.0))
     return Style(palette=palette, background=background, stroke=str(rng.choice(STROKES)),
                  width=float(rng.uniform(0.01, 0.06)), texture=str(rng.choice(TEXTURES)),
                  texture_strength=float(rng.uniform(0.04, 0.2)), shading=str(rng.choice(SHADINGS)),
@@ -145,21 +152,27 @@ def render(style: Style, size: int, rng: np.random.Generator) -> np.ndarray:
     return (arr.clip(0, 1) * 255).round().astype(np.uint8)
 
 
-def style_set(groups: int, per_group: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """In-memory set: images (G*P, size, size, 3) uint8 and their group labels."""
+def style_set(groups: int, per_group: int, size: int = 64, seed: int = 0,
+              palettes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory set: images (G*P, size, size, 3) uint8 and their group labels.
+
+    ``palettes`` limits the set to that many shared colour schemes (see :func:`random_style`).
+    """
     images, labels = [], []
     for g in range(groups):
-        style = random_style(np.random.default_rng([seed, g]))
+        colours = np.random.default_rng([seed, 1 << 20, g % palettes]) if palettes else None
+        style = random_style(np.random.default_rng([seed, g]), colours)
         for i in range(per_group):
             images.append(render(style, size, np.random.default_rng([seed, g, i + 1])))
             labels.append(g)
     return np.stack(images), np.array(labels)
 
 
-def write_style_set(root: str | Path, groups: int, per_group: int, size: int = 64, seed: int = 0) -> Path:
+def write_style_set(root: str | Path, groups: int, per_group: int, size: int = 64, seed: int = 0,
+                    palettes: int | None = None) -> Path:
     """Write PNGs under ``root/<group>/`` and ``root/manifest.csv``; returns the manifest."""
     root = Path(root)
-    images, labels = style_set(groups, per_group, size, seed)
+    images, labels = style_set(groups, per_group, size, seed, palettes)
     samples = []
     for k, (img, g) in enumerate(zip(images, labels)):
         folder = root / f"style{g:04d}"
