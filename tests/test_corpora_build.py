@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from trainer.corpora.__main__ import main as cli_main
+from trainer.corpora.card import card_from
 from trainer.corpora.build import MANIFEST_FIELDS, BuildConfig, run_build, slug
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import GroupSpec, Item, Source
@@ -134,6 +135,10 @@ def test_build_writes_manifest_groups_and_provenance(fake_root, tmp_path):
     assert hw["packages"]["hedgewars-data"]["version"] == "1.0-14"
     assert hw["groups"] == 2 and hw["images"] == sum(len(v) for k, v in groups.items() if k.startswith("hedgewars/"))
     assert report["totals"]["images"] == len(rows)
+
+    card = card_from(out)
+    assert f"{report['totals']['groups']} groups, {len(rows)} images" in card
+    assert "| hedgewars | hedgewars-data | 1.0-14 | GPL-2 | 2 |" in card
 
 
 def test_build_is_deterministic_and_rerun_reuses_files(fake_root, tmp_path):

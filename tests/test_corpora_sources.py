@@ -34,6 +34,7 @@ def test_reserved_packages_rejected(name):
     "/usr/share/openclipart/svg/recreation/games/cards/ace.svg",
     "/usr/share/openclipart/svg/recreation/playing_card_ace.svg",
     "/usr/share/kpat/themes/x.svgz",
+    "/usr/share/kmahjongglib/tilesets/jade.svgz",
 ])
 def test_reserved_paths_rejected(path):
     assert reserved_reason(path)
@@ -42,6 +43,7 @@ def test_reserved_paths_rejected(path):
 @pytest.mark.parametrize("name", [
     "openclipart-svg", "hedgewars-data", "wesnoth-1.16-data", "fonts-dejavu-core", "kapman",
     "/usr/share/games/hedgewars/Data/Themes/Art/plant1.png", "/usr/share/openclipart/svg/animals/cat.svg",
+    "/usr/share/kmahjongglib/backgrounds/summerfield.svgz",
 ])
 def test_ordinary_art_allowed(name):
     assert reserved_reason(name) is None

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from trainer.corpora.build import BuildConfig, run_build
+from trainer.corpora.card import card_from, install_command
 from trainer.corpora.provenance import package_info
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import SOURCE_NAMES, SOURCES
@@ -29,6 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     b.add_argument("--procedural-per-group", type=int, default=12)
     b.add_argument("--root", type=Path, default=Path("/"), help="file-system root packages are read from")
     sub.add_parser("sources", help="list sources, their packages, versions and licences")
+    d = sub.add_parser("card", help="print the data card tables of a built corpus (for DATA.md)")
+    d.add_argument("corpus", type=Path, help="corpus folder or its sources.json")
     c = sub.add_parser("check", help="verify a manifest has no reserved (evaluation-only) rows")
     c.add_argument("manifest", type=Path)
     return parser.parse_args(argv)
@@ -42,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             for name in source.packages:
                 p = package_info(name)
                 print(f"  {p.name} {p.version or '(not installed)'}  [{p.licence}]")
+        return 0
+    if args.command == "card":
+        print(card_from(args.corpus))
+        print(f"Install the sources: `{install_command()}`")
         return 0
     if args.command == "check":
         bad = 0

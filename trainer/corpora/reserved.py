@@ -26,6 +26,9 @@ _COMPONENT_PATTERNS = (
     r"card", r"deck", r"aisleriot", r"pysol", r"^kpat$", r"^lskat$", r"solitaire", r"patience",
     r"poker", r"tarot", r"icon-?theme", r"^icons$", r"cursors?$",
 )
+# Sets of suited game pieces drawn like a deck (mahjong and domino tiles): close enough to
+# playing cards in layout and purpose that they stay out too.
+_DECK_LIKE = re.compile(r"mahjongg?(lib)?/tilesets|dominoe?s", re.IGNORECASE)
 _PACKAGE_RE = re.compile("|".join(_PACKAGE_PATTERNS), re.IGNORECASE)
 _COMPONENT_RE = re.compile("|".join(_COMPONENT_PATTERNS), re.IGNORECASE)
 
@@ -45,6 +48,8 @@ def reserved_reason(name: str) -> str | None:
         return None
     posix = PurePosixPath(text.replace("\\", "/"))
     joined = "/" + "/".join(posix.parts).lstrip("/") + "/"
+    if _DECK_LIKE.search(joined):
+        return f"{text}: a deck-like tile set (mahjong/domino), reserved with the card decks"
     for folder in _ICON_DIRS:
         if f"/{folder}/" in joined:
             return f"{text}: under {folder}/ (freedesktop icon themes are reserved for evaluation)"
