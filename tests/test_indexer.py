@@ -6,6 +6,7 @@ import os
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import time
@@ -121,6 +122,13 @@ def test_copy_reuses_vector_and_deletion_removes(tmp_path, embedder):
         assert lib.roots() == []
 
 
+def _tiny_psd(height: int = 16, width: int = 20) -> bytes:
+    """A minimal Photoshop file: header, three empty sections, a raw RGB composite."""
+    planes = (np.random.default_rng(0).random((3, height, width)) * 255).astype(np.uint8)
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
+    return header + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 0) + planes.tobytes()
+
+
 def _zoo(folder: Path) -> dict[str, str | None]:
     """Files and the reason words each must fail with (None: must index fine)."""
     folder.mkdir(parents=True)
@@ -143,7 +151,9 @@ def _zoo(folder: Path) -> dict[str, str | None]:
     Image.open(good).convert("CMYK").save(folder / "cmyk.tif")
     Image.open(good).save(folder / "pic.webp")
     Image.open(good).save(folder / "pic.bmp")
-    expect.update({"anim.gif": None, "deep16.png": None, "cmyk.tif": None, "pic.webp": None, "pic.bmp": None})
+    (folder / "composite.psd").write_bytes(_tiny_psd())
+    expect.update({"anim.gif": None, "deep16.png": None, "cmyk.tif": None, "pic.webp": None, "pic.bmp": None,
+                   "composite.psd": None})
     if os.geteuid() != 0:  # root reads anything
         locked = folder / "locked.png"
         locked.write_bytes(data)
