@@ -233,3 +233,8 @@ def test_cli_build_and_check(fake_root, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     bad.write_text("path,group,source,content\n/usr/share/icons/hicolor/a.png,x,y,\n")
     assert cli_main(["check", str(bad)]) == 1
+
+
+def test_groups_with_the_same_name_get_their_own_folders():
+    specs = [GroupSpec("FreeSans"), GroupSpec("Other"), GroupSpec("FreeSans")]
+    assert build_mod._unique_slugs(specs) == ["FreeSans", "Other", "FreeSans-2"]

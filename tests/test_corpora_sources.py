@@ -153,3 +153,28 @@ def test_render_svg_without_renderer_is_a_clear_error(tmp_path, monkeypatch):
     (tmp_path / "a.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg' width='4' height='4'/>")
     with pytest.raises(RenderError, match="librsvg2-bin"):
         imaging.render_svg(tmp_path / "a.svg", 32)
+
+
+def test_artist_key_merges_spellings_and_drops_placeholders():
+    from trainer.corpora.sources import artist_key
+
+    assert artist_key("Jean-Victor Balin (balin_j@epita.fr)") == artist_key("Jean-VIctor Balin")
+    assert artist_key("Patricia FIDI") == artist_key("Patricia Fidi")
+    assert artist_key("mailto:ralf@ark.in-berlin.de") == artist_key("ralf@ark.in-berlin.de")
+    for placeholder in ("Anonymous", "HASH(0x89c79d4)", "unknown", "   "):
+        assert artist_key(placeholder) is None
+
+
+def test_kde_groups_are_themes_not_files(tmp_path):
+    from trainer.corpora.sources import Context, discover_kde
+
+    svg = '<svg xmlns="http://www.w3.org/2000/svg"><rect id="{}" width="4" height="4"/></svg>'
+    files = {"kgoldrunner/themes/egypt/actors.svg": "hero", "kgoldrunner/themes/egypt/set.svg": "brick",
+             "kfourinline/grafix/default.svg": "piece", "kfourinline/grafix/yellow.svg": "piece"}
+    for rel, ident in files.items():
+        path = tmp_path / "usr/share" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg.format(ident))
+    groups = {g.name: sorted(i.key.rsplit("#", 1)[1] for i in g.items) for g in discover_kde(Context(root=tmp_path))}
+    assert groups == {"kgoldrunner-egypt": ["brick", "hero"], "kfourinline-grafix-default": ["piece"],
+                      "kfourinline-grafix-yellow": ["piece"]}

@@ -138,10 +138,11 @@ def _reuse(folder: Path, settings: dict, keys: list[str]) -> dict | None:
 
 
 def build_group(spec: GroupSpec, source: Source, cfg: BuildConfig, owners: FileOwners,
-                seen: set[str], log: _Log) -> list[dict]:
+                seen: set[str], log: _Log, folder_name: str | None = None) -> list[dict]:
     """Render one group (or reuse it); returns its image records, empty when dropped."""
-    group_id = f"{source.name}/{slug(spec.name)}"
-    folder = cfg.out / "images" / source.name / slug(spec.name)
+    folder_name = folder_name or slug(spec.name)
+    group_id = f"{source.name}/{folder_name}"
+    folder = cfg.out / "images" / source.name / folder_name
     items = []
     for item in spec.items:
         reason = reserved_reason(str(item.origin))
@@ -247,11 +248,11 @@ def build(cfg: BuildConfig) -> Iterator[Progress]:
                 share_cap = int(other_groups * cfg.font_share / (1 - cfg.font_share))
                 budget = share_cap if budget is None else min(budget, share_cap)
             specs = _ordered_specs(source, ctx, cfg.seed)
-            for spec in specs:
+            for spec, folder_name in zip(specs, _unique_slugs(specs)):
                 if budget is not None and report["groups"] >= budget:
-                    log.skip("group", f"source cap reached ({budget} groups)", group=f"{source.name}/{slug(spec.name)}")
+                    log.skip("group", f"source cap reached ({budget} groups)", group=f"{source.name}/{folder_name}")
                     continue
-                records = build_group(spec, source, cfg, owners, seen, log)
+                records = build_group(spec, source, cfg, owners, seen, log, folder_name)
                 if records:
                     kept_dirs.add(Path(records[0]["path"]).parent)
                     rows.extend(records)
@@ -280,6 +281,18 @@ def build(cfg: BuildConfig) -> Iterator[Progress]:
                                            "totals": asdict(result), "sources": sources_report,
                                            "skipped": log.counts})
     return result
+
+
+def _unique_slugs(specs: list[GroupSpec]) -> list[str]:
+    """Folder names for groups; two groups that slug alike (a font in two folders) get -2, -3 ..."""
+    used: dict[str, int] = {}
+    names = []
+    for spec in sorted(specs, key=lambda s: s.name):
+        base = slug(spec.name)
+        used[base] = used.get(base, 0) + 1
+        names.append((id(spec), base if used[base] == 1 else f"{base}-{used[base]}"))
+    by_id = dict(names)
+    return [by_id[id(spec)] for spec in specs]
 
 
 def _ordered_specs(source: Source, ctx: Context, seed: int) -> list[GroupSpec]:

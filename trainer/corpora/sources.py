@@ -118,14 +118,33 @@ def svg_creator(path: Path) -> str | None:
     return name or None
 
 
+_NOT_AN_ARTIST = re.compile(r"^(anonymous|unknown|none|hash(\(0x[0-9a-f]+\))?)$", re.IGNORECASE)
+
+
+def artist_key(creator: str) -> str | None:
+    """One spelling per artist ("Jean-Victor Balin (x@y)" == "Jean-VIctor Balin"); None for no artist.
+
+    Two spellings of one artist as two groups would teach the model that the
+    artist's style differs from itself; placeholder creators are no artist at all.
+    """
+    name = re.sub(r"\s+", " ", re.sub(r"\([^)]*@[^)]*\)|<[^>]*>|^mailto:", " ", creator)).strip()
+    name = re.sub(r"\s*\([^)]*\)$", "", name) or name
+    if not name or _NOT_AN_ARTIST.match(name):
+        return None
+    return name.casefold()
+
+
 def discover_clipart(ctx: Context) -> Iterator[GroupSpec]:
     by_artist: dict[str, list[Item]] = {}
+    shown: dict[str, str] = {}
     for path in _files(ctx.path("usr/share/openclipart/svg"), {".svg"}):
-        artist = svg_creator(path)
-        if artist:
-            by_artist.setdefault(artist, []).append(Item(str(path), path, _object_svg(path)))
-    for artist, items in sorted(by_artist.items()):
-        yield GroupSpec(artist, items)
+        creator = svg_creator(path)
+        key = artist_key(creator) if creator else None
+        if key:
+            shown.setdefault(key, creator)
+            by_artist.setdefault(key, []).append(Item(str(path), path, _object_svg(path)))
+    for key, items in sorted(by_artist.items()):
+        yield GroupSpec(shown[key], items)
 
 
 # ------------------------------------------------------------- KDE games
@@ -178,15 +197,29 @@ def svg_sprite_ids(path: Path) -> list[str]:
     return found
 
 
+# Folders that hold many unrelated themes, one file each; any other folder is one theme.
+_KDE_SHARED_FOLDERS = {"themes", "pics", "grafix", "pictures", "sprites", "backgrounds", "tilesets"}
+
+
 def discover_kde(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per theme: a theme folder's SVGs together (KGoldrunner's actors + set), else one SVG."""
     for game in KDE_GAMES:
-        for path in _files(ctx.path(f"usr/share/{game}"), VECTOR):
+        base = ctx.path(f"usr/share/{game}")
+        themes: dict[str, list[Item]] = {}
+        for path in _files(base, VECTOR):
             try:
                 ids = svg_sprite_ids(path)
             except RenderError:
                 ids = []
-            items = [Item(f"{path}#{i}", path, _object_svg(path, i)) for i in ids]
-            yield GroupSpec(f"{game}-{path.name.split('.')[0]}", items)
+            folder = path.parent.relative_to(base)
+            if folder.name in _KDE_SHARED_FOLDERS or not folder.parts:
+                key = "-".join([game, *folder.parts, path.name.split(".")[0]])
+            else:
+                key = "-".join([game, *folder.parts])
+            key = key.replace("-themes-", "-").replace("-pics-", "-")
+            themes.setdefault(key, []).extend(Item(f"{path}#{i}", path, _object_svg(path, i)) for i in ids)
+        for name, items in sorted(themes.items()):
+            yield GroupSpec(name, items)
 
 
 # ------------------------------------------------------------- hedgewars
