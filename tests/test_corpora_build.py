@@ -238,3 +238,22 @@ def test_cli_build_and_check(fake_root, tmp_path, capsys):
 def test_groups_with_the_same_name_get_their_own_folders():
     specs = [GroupSpec("FreeSans"), GroupSpec("Other"), GroupSpec("FreeSans")]
     assert build_mod._unique_slugs(specs) == ["FreeSans", "Other", "FreeSans-2"]
+
+
+def test_near_duplicates_within_a_group_are_dropped(tmp_path, monkeypatch):
+    root = tmp_path / "root"
+    art, _ = _fake_sources(root, 1, 0)
+    frame = root / "usr/share/art/0.png"
+
+    def discover(ctx):
+        # Six "animation frames": the same sprite with a small dark mark moving across it.
+        def frame_render(size, k):
+            img = Image.open(frame).convert("RGBA")
+            img.paste((0, 0, 0, 255), (8 + 3 * k, 18, 12 + 3 * k, 22))
+            return fit_object(img, size)
+        yield GroupSpec("frames", [Item(f"{frame}#{k}", frame, lambda s, k=k: frame_render(s, k)) for k in range(6)])
+
+    monkeypatch.setattr(build_mod, "SOURCES", (Source("art", ("art-data",), "test", discover),))
+    result = run_build(BuildConfig(out=tmp_path / "out", root=root, size=32))
+    assert result.images == 0
+    assert "near-duplicate" in (tmp_path / "out/build_log.jsonl").read_text()

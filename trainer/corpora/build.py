@@ -30,13 +30,18 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+from PIL import Image
 
+from core.images import to_rgb
 from trainer.corpora.imaging import RenderError, pixel_digest
 from trainer.corpora.provenance import FileOwners, package_info
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import FONT_SHARE, SOURCES, Context, GroupSpec, Source
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
+# Two images of one group closer than this (mean absolute difference of 16x16 grey
+# thumbnails, 0-1) are near-duplicates: animation frames, a clock with other hands.
+NEAR_DUPLICATE = 0.02
 MANIFEST_FIELDS = ("path", "group", "source", "content")
 
 
@@ -106,6 +111,11 @@ class _Log:
         self.fh.close()
 
 
+def _thumbnail(img) -> np.ndarray:
+    """16x16 grey thumbnail as the model would see it (transparency on core's grey)."""
+    return np.asarray(to_rgb(img).convert("L").resize((16, 16), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+
+
 def _save_png(img, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
@@ -167,7 +177,7 @@ def build_group(spec: GroupSpec, source: Source, cfg: BuildConfig, owners: FileO
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         rng = group_seed(cfg.seed, group_id)
-        records, local = [], set()
+        records, local, thumbs = [], set(), []
         cap = min(cfg.max_per_group, spec.max_images or cfg.max_per_group)
         for index in rng.permutation(len(items)):
             if len(records) >= cap:
@@ -182,7 +192,12 @@ def build_group(spec: GroupSpec, source: Source, cfg: BuildConfig, owners: FileO
             if digest in seen or digest in local:
                 log.skip("item", "duplicate image", group=group_id, item=item.key)
                 continue
+            thumb = _thumbnail(img)
+            if any(float(np.abs(thumb - other).mean()) < NEAR_DUPLICATE for other in thumbs):
+                log.skip("item", "near-duplicate of an image in the group", group=group_id, item=item.key)
+                continue
             local.add(digest)
+            thumbs.append(thumb)
             name = f"{len(records):03d}.png"
             _save_png(img, folder / name)
             records.append({"file": name, "key": item.key, "origin": str(item.origin), "content": item.content,

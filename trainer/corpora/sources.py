@@ -138,6 +138,8 @@ def discover_clipart(ctx: Context) -> Iterator[GroupSpec]:
     by_artist: dict[str, list[Item]] = {}
     shown: dict[str, str] = {}
     for path in _files(ctx.path("usr/share/openclipart/svg"), {".svg"}):
+        if "flag" in str(path.relative_to(ctx.path("usr/share/openclipart/svg"))).lower():
+            continue  # national flags are designs the uploader copied, not the uploader's style
         creator = svg_creator(path)
         key = artist_key(creator) if creator else None
         if key:
@@ -229,7 +231,7 @@ def discover_hedgewars(ctx: Context) -> Iterator[GroupSpec]:
     for theme in sorted(p for p in (data / "Themes").glob("*") if p.is_dir()):
         files = [p for p in _files(theme, {".png"}) if not p.name.lower().startswith("icon") and "@2x" not in p.name]
         yield GroupSpec(f"theme-{theme.name}", [Item(str(p), p, _object_raster(p)) for p in files])
-    for sub in ("Forts", "Graphics/Hats", "Graphics/Graves", "Graphics/Flags"):
+    for sub in ("Forts", "Graphics/Hats", "Graphics/Graves"):
         files = [p for p in _files(data / sub, {".png"}) if "@2x" not in p.name]
         yield GroupSpec(sub.split("/")[-1].lower(), [Item(str(p), p, _first_frame(p)) for p in files])
 
@@ -536,7 +538,7 @@ SOURCES: tuple[Source, ...] = (
            discover_kde),
     Source("hedgewars", ("hedgewars-data",),
            "One group per map theme (all objects of a theme are painted to match) and per sprite set "
-           "(hats, graves, flags, forts share the game's cartoon look).", discover_hedgewars),
+           "(hats, graves, forts share the game's cartoon look).", discover_hedgewars),
     Source("freeciv", ("freeciv-data",),
            "One group per tileset folder: a tileset's units, terrain and buildings share one rendering style "
            "and palette by design.", discover_freeciv),
