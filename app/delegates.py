@@ -40,15 +40,15 @@ def draw_thumbnail(painter: QPainter, rect: QRect, pixmap: QPixmap | None, palet
             painter.drawText(rect.adjusted(6, 6, -6, -6), Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap,
                              "cannot show\n" + failed)
         return rect
-    size = pixmap.deviceIndependentSize().toSize().scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    natural = pixmap.deviceIndependentSize().toSize()
+    size = natural if natural.width() <= rect.width() and natural.height() <= rect.height() \
+        else natural.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio)
     target = QRect(0, 0, size.width(), size.height())
     target.moveCenter(rect.center())
-    path = QPainterPath()
-    path.addRoundedRect(QRectF(target), 3, 3)
-    painter.save()
-    painter.setClipPath(path)
-    painter.drawPixmap(target, pixmap)
-    painter.restore()
+    if size == natural:
+        painter.drawPixmap(target.topLeft(), pixmap)  # corners are rounded already: a plain blit
+    else:
+        painter.drawPixmap(target, pixmap)
     return target
 
 

@@ -20,7 +20,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
 from app.moodboard_model import MoodboardEntry
-from app.workers import Worker, guarded, run_in_thread
+from app.workers import Worker, guarded, lower_thread_priority, run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,14 @@ def _load_model(spec: str, device: str):
 
     model = load_model(spec or None)
     return Embedder(model, device=device)
+
+
+def _index_in_background(library, folders, embedder, **options):
+    """``core.indexer.index_folders`` at low CPU priority, so the GUI keeps its share of the cores."""
+    from core.indexer import index_folders
+
+    lower_thread_priority()
+    return (yield from index_folders(library, folders, embedder, **options))
 
 
 def _run_search(searcher, request: SearchRequest):
@@ -117,6 +125,9 @@ class Engine(QObject):
         self.model_error: str | None = None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
+        # Indexing threads are niced for good (see lower_thread_priority): a pool of their own.
+        self.index_pool = QThreadPool(self)
+        self.index_pool.setMaxThreadCount(1)
         self._index_worker: Worker | None = None
         self._index_cancel = threading.Event()
         self._queued_folders: list[str] = []
@@ -217,11 +228,9 @@ class Engine(QObject):
         if self.indexing:
             self._queued_folders += [f for f in folders if f not in self._queued_folders]
             return True
-        from core.indexer import index_folders
-
         self._index_cancel.clear()
         self.last_progress = None
-        worker = Worker(index_folders, self.library, [Path(f) for f in folders], self.embedder,
+        worker = Worker(_index_in_background, self.library, [Path(f) for f in folders], self.embedder,
                         cancel=self._index_cancel.is_set, switch_model=switch_model, **self.index_options)
         for signal, slot in ((worker.signals.progress, self._index_progress),
                              (worker.signals.returned, self._index_returned),
@@ -230,7 +239,7 @@ class Engine(QObject):
             signal.connect(guarded(self, slot))
         self._index_worker = worker
         self.index_started.emit(folders)
-        worker.start(self.pool)
+        worker.start(self.index_pool)
         return True
 
     def cancel_index(self) -> None:
@@ -314,6 +323,7 @@ class Engine(QObject):
 
     def shutdown(self) -> None:
         self.cancel_index()
+        self.index_pool.waitForDone(30000)
         self.pool.waitForDone(30000)
         if self.library is not None:
             self.library.close()

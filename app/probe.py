@@ -23,9 +23,11 @@ class EventLoopProbe(QObject):
         self._timer.timeout.connect(self._tick)
         self._last: float | None = None
         self.gaps_ms: list[float] = []
+        self.stalls: list[tuple[float, float]] = []  # (perf_counter at the late tick, gap ms) over 100 ms
 
     def start(self) -> None:
         self.gaps_ms.clear()
+        self.stalls.clear()
         self._last = time.perf_counter()
         self._timer.start()
 
@@ -36,7 +38,10 @@ class EventLoopProbe(QObject):
     def _tick(self) -> None:
         now = time.perf_counter()
         if self._last is not None:
-            self.gaps_ms.append((now - self._last) * 1000.0)
+            gap = (now - self._last) * 1000.0
+            self.gaps_ms.append(gap)
+            if gap > 100.0:
+                self.stalls.append((now, gap))
         self._last = now
 
     @property

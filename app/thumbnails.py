@@ -23,17 +23,19 @@ from pathlib import Path
 
 import platformdirs
 from PIL import Image
-from PySide6.QtCore import QObject, QSize, Qt, QThreadPool, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal
+from PySide6.QtGui import QImage, QPainter, QPainterPath, QPixmap
 
 from core.errors import ImageError
 from core.images import decode
-from app.workers import Worker, guarded
+from app.workers import Worker, guarded, lower_thread_priority
 
 log = logging.getLogger(__name__)
 
 # Disk thumbnails are stored at this edge and scaled down for smaller tiles.
 DISK_EDGE = 320
+CORNER = 3.0
+THUMB_NICE = 5
 
 
 def cache_dir() -> Path:
@@ -88,7 +90,26 @@ def load_thumbnail(path: str, edge: int, folder: Path | None = None) -> QImage:
     if max(image.width(), image.height()) > edge:
         image = image.scaled(QSize(edge, edge), Qt.AspectRatioMode.KeepAspectRatio,
                              Qt.TransformationMode.SmoothTransformation)
-    return image
+    return rounded(image)
+
+
+def rounded(image: QImage, radius: float = CORNER) -> QImage:
+    """Round the corners here, in the worker, so painting a tile is a plain blit."""
+    out = QImage(image.size(), QImage.Format.Format_ARGB32_Premultiplied)
+    out.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(out)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    path = QPainterPath()
+    path.addRoundedRect(QRectF(0, 0, image.width(), image.height()), radius, radius)
+    painter.setClipPath(path)
+    painter.drawImage(0, 0, image)
+    painter.end()
+    return out
+
+
+def _load_in_pool(path: str, edge: int, folder: Path | None) -> QImage:
+    lower_thread_priority(THUMB_NICE)  # the pool is the provider's own; scrolling beats decoding
+    return load_thumbnail(path, edge, folder)
 
 
 class ThumbnailProvider(QObject):
@@ -161,7 +182,7 @@ class ThumbnailProvider(QObject):
         while self._queue and len(self._running) < self.pool.maxThreadCount():
             path = self._queue.pop()
             self._queued.discard(path)
-            worker = Worker(load_thumbnail, path, self.edge, self.folder)
+            worker = Worker(_load_in_pool, path, self.edge, self.folder)
             generation = self.generation
             worker.signals.returned.connect(guarded(self, lambda img, p=path, g=generation: self._loaded(p, g, img)))
             worker.signals.errored.connect(guarded(self, lambda exc, p=path: self._errored(p, exc)))

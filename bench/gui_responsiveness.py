@@ -68,6 +68,10 @@ def main(argv: list[str] | None = None) -> int:
         poll.stop()
         return cond()
 
+    def last_event(t: float) -> str:
+        before = [(e, name) for e, name in events if e <= t]
+        return f"{before[-1][1]} (+{before[-1][0] - t0:.1f} s)" if before else "start"
+
     def scroll_through(view, seconds: float = 1.0) -> None:
         """Scroll the grid top to bottom in 16 ms steps, as a fast flick would."""
         bar = view.verticalScrollBar()
@@ -99,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     probe = EventLoopProbe(10)
 
     # phase 1: indexing, with searches and scrolling meanwhile
+    events: list[tuple[float, str]] = []  # what was going on, to explain any stall
+    engine.index_progress.connect(lambda p: events.append((time.perf_counter(), f"index:{p.phase}"))
+                                  if not events or events[-1][1] != f"index:{p.phase}" else None)
+    engine.results.connect(lambda req, res: events.append((time.perf_counter(), "results")))
     results_seen = []
     engine.results.connect(lambda req, res: results_seen.append(len(res)))
     probe.start()
@@ -117,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     index_s = time.perf_counter() - t0
     probe.stop()
     indexing = probe.summary()
+    indexing["stalls"] = [f"{gap:.0f} ms at +{end - t0:.1f} s after {last_event(end)}" for end, gap in probe.stalls]
 
     # phase 2: moodboard edits, each answered, then a scroll through the grid
     wait_for(lambda: not engine.searching, 60)
@@ -131,7 +140,9 @@ def main(argv: list[str] | None = None) -> int:
         elif kind == 1:
             window.moodboard.setData(window.moodboard.index(window.moodboard.rowCount() - 1), True, NegativeRole)
         elif kind == 2:
-            window.moodboard.setData(window.moodboard.index(0), 2.0, WeightRole)
+            first = window.moodboard.index(0)
+            window.moodboard.setData(first, 0.5 if window.moodboard.data(first, WeightRole) == 2.0 else 2.0,
+                                     WeightRole)
         else:
             window.more_like_this(window.results.index(i % max(1, window.results.rowCount())))
         wait_for(lambda b=before: len(results_seen) > b and not engine.searching, 60)
@@ -139,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         scroll_through(window.view, 0.5)
     probe.stop()
     searching = probe.summary()
+    searching["stalls"] = [f"{gap:.0f} ms at +{end - t0:.1f} s after {last_event(end)}" for end, gap in probe.stalls]
     window.close()
 
     latencies.sort()
