@@ -55,6 +55,11 @@ def describe_error(exc: BaseException) -> str:
 def _open_library(folder: str | None):
     from core.library import Library
 
+    # Import the engine's heavier modules here, off the GUI thread, so that the
+    # GUI's later ``from core.search import ...`` is a dictionary lookup.
+    import core.indexer  # noqa: F401
+    import core.search  # noqa: F401
+
     return Library.open(folder)
 
 

@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", type=int, default=20)
     parser.add_argument("--k", type=int, default=1000, help="results per search")
     parser.add_argument("--workers", type=int, default=None, help="decoding processes for indexing")
+    parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the GUI thread here")
     args = parser.parse_args(argv)
 
     from app.screenshots import isolate
@@ -101,6 +102,12 @@ def main(argv: list[str] | None = None) -> int:
     window.show()
     wait_for(lambda: engine.ready, 120)
     probe = EventLoopProbe(10)
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
 
     # phase 1: indexing, with searches and scrolling meanwhile
     events: list[tuple[float, str]] = []  # what was going on, to explain any stall
@@ -152,6 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     searching = probe.summary()
     searching["stalls"] = [f"{gap:.0f} ms at +{end - t0:.1f} s after {last_event(end)}" for end, gap in probe.stalls]
     window.close()
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(str(args.profile))
 
     latencies.sort()
     report = {
