@@ -395,7 +395,8 @@ class MainWindow(QMainWindow):
         self.root_combo.setCurrentIndex(max(0, self.root_combo.findData(current)))
         self.root_combo.blockSignals(False)
         n = len(status.roots)
-        text = f"{status.indexed:,} images indexed in {n} folder{'s' * (n != 1)}"
+        text = (f"{status.indexed:,} images indexed in {n} folder{'s' * (n != 1)}" if n
+                else "The library is empty")
         if status.pending > 0 and not self.engine.indexing:
             text += f" · {status.pending:,} not indexed yet"
         self.library_label.setText(text)

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def shot(widget, name: str) -> None:
         path = args.out / f"screenshot-{name}.png"
-        widget.grab().save(str(path))
+        widget.grab().save(str(path), "PNG", 0)  # quality 0: smallest PNG (zlib level 9)
         print(path)
 
     def window_for(model: str, library: str) -> MainWindow:
