@@ -106,6 +106,7 @@ class Engine(QObject):
         search_failed(str): the newest search failed.
         library_changed(): roots, images or moodboards changed.
         model_mismatch(str): the library was indexed with another model than the one loaded.
+        failed(str): a library operation (removing a folder) failed.
     """
 
     library_ready = Signal()
@@ -120,6 +121,7 @@ class Engine(QObject):
     search_failed = Signal(str)
     library_changed = Signal()
     model_mismatch = Signal(str)
+    failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -280,7 +282,7 @@ class Engine(QObject):
     def remove_root(self, path: str) -> None:
         run_in_thread(self.library.remove_root, path, pool=self.pool, context=self,
                       returned=lambda _n: self.library_changed.emit(),
-                      errored=lambda e: self.index_failed.emit(describe_error(e)))
+                      errored=lambda e: self.failed.emit(describe_error(e)))
 
     # -- search --------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> None:

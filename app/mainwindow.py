@@ -28,7 +28,7 @@ from app.options import MODEL_BASELINE, THUMB_MAX, THUMB_MIN, Settings
 from app.panels import Banner, EmptyState, IndexPanel
 from app.results_model import ResultsModel
 from app.roles import ImageIdRole, NegativeRole, PathRole, ScoreRole, WeightRole
-from app.thumbnails import ThumbnailProvider
+from app.thumbnails import ThumbnailProvider, prune_cache
 from app.views import MoodboardStrip, ResultsView
 from app.workers import run_in_thread
 
@@ -148,6 +148,16 @@ class MainWindow(QMainWindow):
         tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
         tb.addAction(self.act_add)
         tb.addAction(self.act_rescan)
+        self.folders_button = QToolButton()
+        self.folders_button.setText("Folders")
+        icons.bind(self.folders_button, "folder")
+        self.folders_button.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.folders_button.setToolTip("The library's folders: remove one, see unreadable files")
+        self.folders_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.folders_menu = QMenu(self)
+        self.folders_menu.aboutToShow.connect(self._fill_folders_menu)
+        self.folders_button.setMenu(self.folders_menu)
+        tb.addWidget(self.folders_button)
         tb.addSeparator()
         self.boards_button = QToolButton()
         self.boards_button.setText("Moodboards")
@@ -280,6 +290,8 @@ class MainWindow(QMainWindow):
         e.results.connect(self._results)
         e.search_failed.connect(self._search_failed)
         e.library_changed.connect(self.refresh_library)
+        e.library_changed.connect(self.schedule_search)
+        e.failed.connect(self.show_error)
         self.index_panel.cancel_clicked.connect(self.cancel_indexing)
         self.index_panel.resume_clicked.connect(self.rescan)
         self.index_panel.failures_clicked.connect(self.show_failures)
@@ -320,10 +332,12 @@ class MainWindow(QMainWindow):
         self.moodboard.blockSignals(True)
         self.moodboard.set_entries([MoodboardEntry.from_dict(d) for d in s.moodboard()])
         self.moodboard.blockSignals(False)
+        self.moodboard_name = s.get("moodboard_name") or None
 
     def start_engine(self) -> None:
         self.engine.open_library(self.library_dir)
         self.load_model()
+        run_in_thread(prune_cache, pool=self.thumbs.pool)
 
     def load_model(self) -> None:
         self.model_label.setText("Loading model…")
@@ -574,6 +588,36 @@ class MainWindow(QMainWindow):
         self.refresh_library()
         self.failures_dialog.show()
         self.failures_dialog.raise_()
+
+    def _fill_folders_menu(self) -> None:
+        menu = self.folders_menu
+        for sub in menu.findChildren(QMenu):  # clear() keeps sub-menus alive
+            sub.deleteLater()
+        menu.clear()
+        menu.addAction(self.act_add)
+        menu.addAction(self.act_rescan)
+        menu.addAction(self.act_failures)
+        menu.addSeparator()
+        roots = self.engine.roots()
+        if not roots:
+            menu.addAction("No folders yet").setEnabled(False)
+        for root in roots:
+            sub = menu.addMenu(root)
+            sub.addAction("Search Only Here", lambda r=root: self.root_combo.setCurrentIndex(
+                max(0, self.root_combo.findData(r))))
+            sub.addAction("Show in File Manager", lambda r=root: open_external(QUrl.fromLocalFile(r)))
+            remove = sub.addAction("Remove From Library…", lambda r=root: self.prompt_remove_folder(r))
+            remove.setEnabled(not self.engine.indexing)
+
+    def prompt_remove_folder(self, root: str) -> None:
+        answer = QMessageBox.question(self, "Remove Folder", f"Remove “{root}” from the library? Its images "
+                                      "leave the index; the files themselves are not touched.")
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_folder(root)
+
+    def remove_folder(self, root: str) -> None:
+        """Forget a root and its vectors (the engine refuses while indexing runs)."""
+        self.engine.remove_root(root)
 
     def choose_filter_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Search only in this folder", self.folder_edit.text())
@@ -900,6 +944,7 @@ class MainWindow(QMainWindow):
         s.set("window/geometry", self.saveGeometry())
         s.set("window/state", self.saveState())
         s.set_moodboard([e.to_dict() for e in self.moodboard.entries()])
+        s.set("moodboard_name", self.moodboard_name or "")
         s.sync()
         self.engine.shutdown()
         self.thumbs.wait_idle(5000)

@@ -39,6 +39,7 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("filter_root", "", "restrict results to this library root; empty means all"),
     Option("filter_folder", "", "restrict results to this folder; empty means anywhere"),
     Option("moodboard", "[]", "the last moodboard, JSON: [{path, weight, negative}]"),
+    Option("moodboard_name", "", "the saved name of the last moodboard, if it had one"),
     Option("window/geometry", QByteArray(), "main window geometry (Qt's saveGeometry)"),
     Option("window/state", QByteArray(), "main window dock and toolbar state (Qt's saveState)"),
     Option("window/splitter", QByteArray(), "moodboard/results splitter state"),

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 DISK_EDGE = 320
 CORNER = 3.0
 THUMB_NICE = 5
+CACHE_LIMIT = 512 * 1024 * 1024
 
 
 def cache_dir() -> Path:
@@ -110,6 +111,34 @@ def rounded(image: QImage, radius: float = CORNER) -> QImage:
 def _load_in_pool(path: str, edge: int, folder: Path | None) -> QImage:
     lower_thread_priority(THUMB_NICE)  # the pool is the provider's own; scrolling beats decoding
     return load_thumbnail(path, edge, folder)
+
+
+def prune_cache(folder: Path | None = None, limit: int = CACHE_LIMIT) -> int:
+    """Delete the least recently written thumbnails beyond ``limit`` bytes; returns files removed.
+
+    Runs once at start-up in a pool thread. Thumbnails of edited or moved files
+    are never read again, so without this the cache would only grow.
+    """
+    folder = folder or cache_dir()
+    entries = []
+    for path in folder.glob("*/*.jpg"):
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        entries.append((st.st_mtime, st.st_size, path))
+    total = sum(size for _, size, _ in entries)
+    removed = 0
+    for _, size, path in sorted(entries):
+        if total <= limit:
+            break
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed += 1
+    return removed
 
 
 class ThumbnailProvider(QObject):

@@ -274,3 +274,17 @@ def test_painting_tiles_without_thumbnails_keeps_none_alive(qtbot, tmp_path):
         view.grab()
     assert sys.getrefcount(None) >= before - 10
     provider.wait_idle()
+
+
+def test_prune_cache_keeps_the_newest_thumbnails(tmp_path):
+    import time as _time
+
+    from app.thumbnails import prune_cache
+
+    for i in range(5):
+        f = tmp_path / "ab" / f"{i}.jpg"
+        f.parent.mkdir(exist_ok=True)
+        f.write_bytes(b"x" * 100)
+        os.utime(f, (_time.time() - 100 + i, _time.time() - 100 + i))
+    assert prune_cache(tmp_path, limit=250) == 3
+    assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["3.jpg", "4.jpg"]

@@ -353,3 +353,21 @@ def test_icons_follow_a_palette_switch(qtbot, window):
     finally:
         app.setPalette(light)
     qtbot.waitUntil(lambda: icon_colour() == before, timeout=3000)
+
+
+def test_remove_a_folder_from_the_library(qtbot, window, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    make_tree(a, styles=2, per_style=2)
+    make_tree(b, styles=2, per_style=2)
+    index_and_wait(qtbot, window, [a, b])
+    with qtbot.waitSignal(window.engine.results, timeout=20000):
+        window.moodboard.add([mainwindow.MoodboardEntry(str(a / "style00" / "v0.png"))])
+    assert any(Path(r.path).is_relative_to(b) for r in window.results.results())
+    window._fill_folders_menu()
+    window._fill_folders_menu()  # refilled menus do not pile up sub-menus
+    titles = [act.text() for act in window.folders_menu.actions() if act.menu() is not None]
+    assert titles == sorted(str(p.resolve()) for p in (a, b))
+    with qtbot.waitSignal(window.engine.results, timeout=20000):
+        window.remove_folder(str(b.resolve()))
+    assert window.engine.roots() == [str(a.resolve())]
+    assert all(Path(r.path).is_relative_to(a) for r in window.results.results())
