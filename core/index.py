@@ -31,9 +31,12 @@ log = logging.getLogger(__name__)
 STAMP = "index.json"
 LOCK = "index.lock"
 FORMAT = 1
-# Below this many vectors a brute-force matrix product is as fast as the graph and
-# exact; measured with bench/search_latency.py (see the figures in its docstring).
-EXACT_LIMIT = 20_000
+# Below this many vectors a brute-force product is exact, needs no build and answers in
+# about a millisecond; above it the graph is faster (bench/search_latency.py).
+EXACT_LIMIT = 5_000
+# Rows per matrix-vector product. Larger products make OpenBLAS wake its threads, which on
+# a busy two-core machine costs 10-30 ms per query; 512-row slices stay single-threaded.
+EXACT_SLICE = 512
 # Graph parameters chosen with bench/search_latency.py so that recall@10 against
 # exact search stays >= 0.98 on real embeddings at 100k vectors.
 HNSW_M = 32
@@ -79,11 +82,19 @@ class ExactIndex:
         if allowed is not None:
             mask = np.isin(ids, allowed)
             ids, matrix = ids[mask], matrix[mask]
-        return top_k(ids, matrix @ q, k)
+        return top_k(ids, scores(matrix, q), k)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         order = {int(i): n for n, i in enumerate(self.ids)}
         return self.matrix[[order[int(i)] for i in ids]]
+
+
+def scores(matrix: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """``matrix @ q`` in slices small enough to stay on one BLAS thread."""
+    out = np.empty(len(matrix), np.float32)
+    for i in range(0, len(matrix), EXACT_SLICE):
+        np.dot(matrix[i:i + EXACT_SLICE], q, out=out[i:i + EXACT_SLICE])
+    return out
 
 
 class HnswIndex:
@@ -145,7 +156,7 @@ class HnswIndex:
         except RuntimeError:
             # The graph could not reach k live (or allowed) points: answer exactly instead.
             ids = self.labels() if allowed is None else np.fromiter(allowed_set, np.int64, len(allowed_set))
-            return top_k(ids, self.vectors(ids) @ q, k)
+            return top_k(ids, scores(self.vectors(ids), q), k)
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
