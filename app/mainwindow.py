@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QProcess, Qt, QTimer, QUrl
@@ -82,6 +83,8 @@ class MainWindow(QMainWindow):
         self.failures: list = []
         self.last_request: SearchRequest | None = None
         self.last_error: str | None = None
+        self.library_error: str | None = None
+        self._last_search_at = 0.0
         self.setWindowTitle("ALADIN Style Browser")
         self.setWindowIcon(icons.app_icon())
         self.setAcceptDrops(True)
@@ -279,12 +282,13 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         e = self.engine
         e.library_ready.connect(self._library_ready)
-        e.library_failed.connect(lambda msg: self.show_error(f"The library cannot be opened: {msg}"))
+        e.library_failed.connect(self._library_failed)
         e.model_ready.connect(self._model_ready)
         e.model_failed.connect(self._model_failed)
         e.model_mismatch.connect(self._model_mismatch)
         e.index_started.connect(lambda folders: self.index_panel.set_running())
         e.index_progress.connect(self.index_panel.set_progress)
+        e.index_progress.connect(self._refresh_while_indexing)
         e.index_finished.connect(self._index_finished)
         e.index_failed.connect(self._index_failed)
         e.results.connect(self._results)
@@ -368,7 +372,9 @@ class MainWindow(QMainWindow):
             self.stack.setCurrentWidget(self.view)
             return
         self.stack.setCurrentWidget(self.empty)
-        if lib is None:
+        if lib is None and self.library_error:
+            self.empty.set_content("warning", "The library cannot be opened", self.library_error)
+        elif lib is None:
             self.empty.set_content("image", "Opening the library…", "")
         elif not has_roots and not indexing:
             self.empty.set_content("folder-add", "Add your art folders",
@@ -432,6 +438,17 @@ class MainWindow(QMainWindow):
     def _library_ready(self) -> None:
         self.refresh_library()
         self.schedule_search()
+
+    def _library_failed(self, message: str) -> None:
+        self.library_error = message
+        self.show_error(f"The library cannot be opened: {message}")
+        self.update_state()
+
+    def _refresh_while_indexing(self, progress) -> None:
+        """While indexing fills an empty grid, search again every few seconds: new images count at once."""
+        if (progress.phase == "embed" and self.moodboard.rowCount() and self.results.rowCount() < self.k_spin.value()
+                and time.monotonic() - self._last_search_at > 3.0 and not self.engine.searching):
+            self.schedule_search()
 
     def _model_ready(self, state: ModelState) -> None:
         device = "CPU" if state.device == "cpu" else state.device.upper()
@@ -520,6 +537,7 @@ class MainWindow(QMainWindow):
             self.update_state()
             return  # searched again when the library and model are ready
         self.last_request = request
+        self._last_search_at = time.monotonic()
         self.engine.search(request)
         self.update_state()
 
@@ -540,6 +558,8 @@ class MainWindow(QMainWindow):
     def _search_failed(self, message: str) -> None:
         if self.last_request is None:
             return
+        if self.engine.indexing and self.engine.searcher is None:
+            message = "Indexing has just started; results appear here as images are indexed."
         self.last_error = message
         self.results.set_results([])
         self.update_state()

@@ -371,3 +371,14 @@ def test_remove_a_folder_from_the_library(qtbot, window, tmp_path):
         window.remove_folder(str(b.resolve()))
     assert window.engine.roots() == [str(a.resolve())]
     assert all(Path(r.path).is_relative_to(a) for r in window.results.results())
+
+
+def test_a_damaged_library_is_reported_not_crashed_on(qtbot, tmp_path, model_file):
+    library = tmp_path / "library"
+    library.mkdir()
+    (library / "library.sqlite").write_bytes(b"this is not a database" * 100)
+    w = make_window(qtbot, tmp_path, str(model_file), ready=False)
+    qtbot.waitUntil(lambda: w.library_error is not None, timeout=20000)
+    assert w.banner.isVisible() and "cannot be opened" in w.banner.text.text()
+    assert w.stack.currentWidget() is w.empty and "cannot be opened" in w.empty.title.text()
+    assert (library / "library.sqlite").read_bytes().startswith(b"this is not a database")  # nothing lost
