@@ -47,10 +47,16 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def net_from_checkpoint(state: dict) -> Aladin:
     """Rebuild the network a checkpoint holds (its own architecture, whatever the run's flags said)."""
+    from trainer.resnet import build_resnet
+
     arch = state["model_config"]
-    net = build_model(ModelConfig(variant=arch["variant"], input_size=arch["input_size"]))
+    if arch.get("arch") == "resnet":
+        net = build_resnet(arch["input_size"], depth=arch["variant"])
+    else:
+        net = build_model(ModelConfig(variant=arch["variant"], input_size=arch["input_size"]))
     try:
         net.load_state_dict(state["model"])
     except RuntimeError as exc:
-        raise CheckpointError(f"checkpoint weights do not match ALADIN-{arch['variant'].upper()}") from exc
-    return net
+        raise CheckpointError(f"checkpoint weights do not match {arch.get('arch', 'aladin')} "
+                              f"{arch['variant']}") from exc
+    return net.eval()

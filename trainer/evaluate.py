@@ -20,7 +20,8 @@ import numpy as np
 from core.colour import colour_histogram, hellinger
 from core.decode import iter_decoded
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, PostProcess, load_model
+from core.modelfile import LoadedModel, ModelInfo, PostProcess, load_model
+from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
 from trainer.manifest import at_consensus, read_manifest
 from trainer.metrics import retrieval_metrics
@@ -79,6 +80,19 @@ def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, worke
     return (np.concatenate(raws) if raws else np.zeros((0, 1), np.float32)), kept, errors
 
 
+def load_subject(spec: str | None) -> LoadedModel:
+    """A model file, a built-in name, or a trainer checkpoint (``.pt``, e.g. the ResNet-50 baseline)."""
+    if spec is None or not str(spec).endswith(".pt"):
+        return load_model(spec)
+    state = load_checkpoint(Path(spec))
+    net = net_from_checkpoint(state)
+    cfg = state["config"]
+    info = ModelInfo(name=Path(spec).stem, variant=net.config.variant, input_size=net.config.input_size,
+                     embedding=cfg.get("embedding", "style"), trained=True,
+                     training_data=state.get("data_card", ""), notes={"step": state["step"]})
+    return LoadedModel(net=net, info=info, post=None, source=str(spec), checksum=f"checkpoint:{state['step']}")
+
+
 def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
     """The same weights run at another input size: the network is convolutional up to its statistics."""
     try:
@@ -88,11 +102,23 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
     return replace(model, info=replace(model.info, input_size=size))
 
 
+def describe(embedder: Embedder) -> dict:
+    info = embedder.model.info
+    return {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
+            "architecture": info.variant, "trained": info.trained, "training_data": info.training_data,
+            "vector": embedder.which, "input_size": embedder.size, "colour_weight": embedder.colour_weight}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
     p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
     p.add_argument("--model", default=None, metavar="PATH|NAME",
-                   help="model file or built-in (untrained-s, untrained-l); default: the bundled model")
+                   help="model file, built-in (untrained-s, untrained-l) or trainer checkpoint (.pt); "
+                        "default: the bundled model")
+    p.add_argument("--fuse-with", default=None, metavar="MODEL|CKPT",
+                   help="concatenate a second model's unit vectors, e.g. the ResNet-50 baseline (sec. 5.6)")
+    p.add_argument("--fuse-weight", type=float, default=0.5, metavar="W",
+                   help="share of the --fuse-with model in the cosine score (default 0.5)")
     p.add_argument("--baseline", choices=("colour",), default=None,
                    help="evaluate a non-learned descriptor instead of a model")
     p.add_argument("--colour-weight", type=float, default=None, metavar="W",
@@ -141,7 +167,7 @@ def evaluate(args: argparse.Namespace) -> dict:
     started = time.time()
     embedder = None
     if args.baseline is None:
-        model = load_model(args.model)
+        model = load_subject(args.model)
         if args.colour_weight is not None:
             model = replace(model, info=replace(model.info, colour_weight=args.colour_weight))
         if args.input_size is not None:
@@ -161,14 +187,23 @@ def evaluate(args: argparse.Namespace) -> dict:
         report["subject"] = f"baseline colour (HSV histogram {BASELINE_SIZE} px, Hellinger)"
     else:
         vectors, report["standardisation"] = finish(embedder, raw, args.standardise)
-        info = embedder.model.info
-        report["model"] = {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
-                           "trained": info.trained, "training_data": info.training_data,
-                           "vector": embedder.which, "input_size": embedder.size,
-                           "colour_weight": embedder.colour_weight}
-        report["subject"] = f"model {info.name} ({embedder.which})"
+        report["model"] = describe(embedder)
+        report["subject"] = f"model {embedder.model.info.name} ({embedder.which})"
         if embedder.colour_weight > 0:
             report["subject"] += f" fused with colour (w={embedder.colour_weight})"
+    if args.fuse_with is not None:
+        if not 0 < args.fuse_weight < 1:
+            raise DataError("--fuse-weight must be between 0 and 1")
+        other = Embedder(load_subject(args.fuse_with), device=args.device)
+        # Same decode path and files, so the same images fail and rows line up.
+        raw2, kept2, _ = embed_manifest(paths, other.size, other, args.workers)
+        if kept2 != kept:
+            raise DataError("the fused model decoded a different set of images")
+        other_vectors, how = finish(other, raw2, args.standardise)
+        w = args.fuse_weight
+        vectors = np.concatenate([np.sqrt(1 - w) * vectors, np.sqrt(w) * other_vectors], axis=1).astype(np.float32)
+        report["fused_with"] = {**describe(other), "weight": w, "standardisation": how}
+        report["subject"] += f" fused with {other.model.info.name} (w={w})"
     report["metrics"] = retrieval_metrics(vectors, labels)
     report["seconds"] = round(time.time() - started, 2)
     return report

@@ -16,9 +16,10 @@ import numpy as np
 
 from core.embedder import Embedder
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, save_model
+from core.model import Aladin
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.data import decode_for_eval
-from trainer.errors import DataError
+from trainer.errors import CheckpointError, DataError
 from trainer.evaluate import raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.splits import split_by_group
@@ -62,6 +63,9 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     state = load_checkpoint(checkpoint)
     config = state["config"]
     net = net_from_checkpoint(state)
+    if not isinstance(net, Aladin):
+        raise CheckpointError(f"{checkpoint}: a ResNet baseline is not an app model; evaluate it with "
+                              "eval --model CKPT or fuse it with eval --fuse-with CKPT")
     info = ModelInfo(name=name or out.stem, variant=net.config.variant, input_size=net.config.input_size,
                      embedding=embedding or config.get("embedding", "style"), trained=True,
                      training_data=state.get("data_card", ""),

@@ -34,6 +34,7 @@ from trainer.evaluate import finish, raw_in_batches
 from trainer.losses import DEFAULT_LAMBDA, DEFAULT_TAU
 from trainer.manifest import Sample, at_consensus, data_card_id, group_indices, read_manifest
 from trainer.metrics import retrieval_metrics
+from trainer.resnet import ResNetStyle, build_resnet
 from trainer.sampler import GroupPairSampler
 from trainer.splits import split_by_group
 from trainer.step import Objective, TrainModule, accumulated_step, plain_step
@@ -41,7 +42,7 @@ from trainer.step import Objective, TrainModule, accumulated_step, plain_step
 log = logging.getLogger(__name__)
 
 # Settings that define the data stream; resuming with different values could not continue exactly.
-RESUME_MUST_MATCH = ("data", "consensus", "val", "test", "split_seed", "groups_per_batch", "seed",
+RESUME_MUST_MATCH = ("arch", "data", "consensus", "val", "test", "split_seed", "groups_per_batch", "seed",
                      "variant", "input_size")
 CACHE_AUTO_LIMIT = 4 << 30
 
@@ -55,7 +56,9 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
         p.add_argument("--from", dest="source", required=True, type=Path, metavar="CKPT|MODEL",
                        help="trainer checkpoint or model file to start from")
     p.add_argument("--consensus", type=int, default=None, metavar="N", help="train on BAM-FG-C_N rows only")
-    p.add_argument("--variant", choices=("s", "l"), default="s", help="network size (ignored by finetune)")
+    p.add_argument("--arch", choices=("aladin", "resnet50", "resnet18"), default="aladin",
+                   help="aladin, or the discriminative ResNet baseline of sec. 5.4 (ignored by finetune)")
+    p.add_argument("--variant", choices=("s", "l"), default="s", help="ALADIN size (ignored by finetune)")
     p.add_argument("--input-size", type=int, default=256, metavar="PX",
                    help="training input size (ignored by finetune; 64-128 for CPU training)")
     p.add_argument("--groups-per-batch", type=int, default=512, metavar="N",
@@ -63,8 +66,9 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--chunk-size", type=int, default=0, metavar="B",
                    help="logit accumulation: forward/backward B images at a time (0: whole batch at once)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU, help="temperature of eq. 2")
-    p.add_argument("--lambda-rec", type=float, default=DEFAULT_LAMBDA,
-                   help="weight of the L1 reconstruction (eq. 4); 0 skips the content encoder and decoder")
+    p.add_argument("--lambda-rec", type=float, default=None,
+                   help=f"weight of the L1 reconstruction (eq. 4; default {DEFAULT_LAMBDA}, 0 for the ResNets); "
+                        "0 skips the content encoder and decoder")
     p.add_argument("--lr", type=float, default=1e-5 if finetune else 1e-4)
     p.add_argument("--lr-decay", type=float, default=0.9, help="multiply the LR by this every --decay-every steps")
     p.add_argument("--decay-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
@@ -162,6 +166,11 @@ class Trainer:
 
     def _check_args(self) -> None:
         a = self.args
+        if a.lambda_rec is None:
+            a.lambda_rec = 0.0 if a.arch.startswith("resnet") else DEFAULT_LAMBDA
+            self.config["lambda_rec"] = a.lambda_rec
+        if a.arch.startswith("resnet") and a.lambda_rec > 0:
+            raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
         if a.steps < 1 or a.groups_per_batch < 2:
             raise DataError("--steps must be at least 1 and --groups-per-batch at least 2")
         if a.chunk_size < 0 or a.lambda_rec < 0 or a.tau <= 0:
@@ -212,11 +221,15 @@ class Trainer:
         a = self.args
         if getattr(a, "finetune", False):
             net = self.source_net
+        elif a.arch.startswith("resnet"):
+            net = build_resnet(a.input_size, seed=a.seed, depth=a.arch)
         else:
             net = build_model(ModelConfig(variant=a.variant, input_size=a.input_size), seed=a.seed)
         self.net = net.to(self.device).train()
         self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec)
-        if not self.objective.reconstruct:
+        if self.objective.reconstruct and not isinstance(net, Aladin):
+            raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
+        if not self.objective.reconstruct and isinstance(net, Aladin):
             # Without the reconstruction term these branches get no gradient: freezing them
             # keeps them out of the optimiser and out of DDP's gradient buckets.
             for part in (self.net.content_encoder, self.net.decoder):
@@ -250,7 +263,8 @@ class Trainer:
     # -- checkpoints -----------------------------------------------------------------------------------
 
     def state(self) -> dict:
-        arch = {"variant": self.net.config.variant, "input_size": self.net.config.input_size}
+        arch = {"arch": "resnet" if isinstance(self.net, ResNetStyle) else "aladin",
+                "variant": self.net.config.variant, "input_size": self.net.config.input_size}
         return {"step": self.step, "model": self.net.state_dict(), "model_config": arch, "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
