@@ -19,6 +19,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
+from app.index_process import index_in_process
 from app.moodboard_model import MoodboardEntry
 from app.workers import Worker, guarded, lower_thread_priority, run_in_thread
 
@@ -42,6 +43,7 @@ class ModelState:
     name: str
     trained: bool
     device: str
+    device_label: str = ""
 
 
 def describe_error(exc: BaseException) -> str:
@@ -68,11 +70,21 @@ def _load_model(spec: str, device: str):
     from core.modelfile import load_model
 
     model = load_model(spec or None)
-    return Embedder(model, device=device)
+    embedder = Embedder(model, device=device)
+    return embedder, device_label(embedder.device)
+
+
+def device_label(device) -> str:
+    """'CPU', or the GPU's name as the driver reports it."""
+    if device.type != "cuda":
+        return "CPU"
+    import torch
+
+    return torch.cuda.get_device_name(device)
 
 
 def _index_in_background(library, folders, embedder, **options):
-    """``core.indexer.index_folders`` at low CPU priority, so the GUI keeps its share of the cores."""
+    """``core.indexer.index_folders`` in this process at low CPU priority (the tests' quicker path)."""
     from core.indexer import index_folders
 
     lower_thread_priority()
@@ -142,10 +154,13 @@ class Engine(QObject):
         self._pending: SearchRequest | None = None
         self._model_worker: Worker | None = None
         self._model_request: tuple[str, str] | None = None
+        self.model_request: tuple[str, str] | None = None
         self.last_progress = None
         self.searcher_error: str | None = None
         # Extra keyword arguments for ``core.indexer.index_folders`` (tests pass workers=0).
         self.index_options: dict[str, Any] = {}
+        # Index in a child process (see app/index_process.py); tests index in a thread for speed.
+        self.index_in_process = True
 
     # -- library ------------------------------------------------------------------
     def open_library(self, folder: str | None = None) -> None:
@@ -174,15 +189,16 @@ class Engine(QObject):
         self._model_request = None
         self._model_worker = run_in_thread(
             _load_model, spec, device, pool=self.pool, context=self,
-            returned=lambda emb, s=spec, d=device: self._model_loaded(s, d, emb),
+            returned=lambda loaded, s=spec, d=device: self._model_loaded(s, d, *loaded),
             errored=self._model_load_failed, finished=self._model_load_finished)
 
-    def _model_loaded(self, spec: str, device: str, embedder) -> None:
+    def _model_loaded(self, spec: str, device: str, embedder, label: str) -> None:
+        self.model_request = (spec, device)  # what an indexing process loads for itself
         self.embedder = embedder
         self.model_error = None
         info = embedder.model.info
         self.model_state = ModelState(spec=spec, name=info.name, trained=bool(info.trained),
-                                      device=str(embedder.device))
+                                      device=str(embedder.device), device_label=label)
         self._make_searcher()
         self.model_ready.emit(self.model_state)
 
@@ -237,8 +253,14 @@ class Engine(QObject):
             return True
         self._index_cancel.clear()
         self.last_progress = None
-        worker = Worker(_index_in_background, self.library, [Path(f) for f in folders], self.embedder,
-                        cancel=self._index_cancel.is_set, switch_model=switch_model, **self.index_options)
+        options = {**self.index_options, "switch_model": switch_model}
+        if self.index_in_process:
+            spec, device = self.model_request
+            worker = Worker(index_in_process, str(self.library.folder), folders, spec, device,
+                            self._index_cancel.is_set, options)
+        else:
+            worker = Worker(_index_in_background, self.library, [Path(f) for f in folders], self.embedder,
+                            cancel=self._index_cancel.is_set, **options)
         for signal, slot in ((worker.signals.progress, self._index_progress),
                              (worker.signals.returned, self._index_returned),
                              (worker.signals.errored, self._index_errored),
@@ -270,7 +292,7 @@ class Engine(QObject):
         if self.searcher is None:  # a searcher already open keeps its index and patches it itself
             self._make_searcher()
         self.library_changed.emit()
-        if self._queued_folders and not self._index_cancel.is_set():
+        if self._queued_folders:  # asked for after any cancel (cancel_index empties the queue)
             folders, self._queued_folders = self._queued_folders, []
             self.index(folders)
 

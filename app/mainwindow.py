@@ -451,7 +451,7 @@ class MainWindow(QMainWindow):
             self.schedule_search()
 
     def _model_ready(self, state: ModelState) -> None:
-        device = "CPU" if state.device == "cpu" else state.device.upper()
+        device = state.device_label or state.device
         if not state.trained:
             self.model_label.setText(f"⚠ untrained baseline · {device}")
             self.model_label.setToolTip("A random, untrained network: results do not reflect style. "

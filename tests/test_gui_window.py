@@ -29,12 +29,14 @@ def model_file(tmp_path) -> Path:
     return tiny_model_file(tmp_path / "models")
 
 
-def make_window(qtbot, tmp_path, model: str, ready: bool = True) -> MainWindow:
+def make_window(qtbot, tmp_path, model: str, ready: bool = True, in_process: bool = False) -> MainWindow:
+    """The app's window; indexing runs in a thread here (a child process per run costs seconds)."""
     settings = Settings(tmp_path / "config" / "aladin.ini")
     settings.set("model", model)
     settings.set("device", "cpu")
     engine = Engine()
     engine.index_options = {"workers": 0, "batch_size": 4}
+    engine.index_in_process = in_process
     window = MainWindow(settings=settings, engine=engine, library_dir=str(tmp_path / "library"))
     qtbot.addWidget(window)
     window.show()
@@ -382,3 +384,42 @@ def test_a_damaged_library_is_reported_not_crashed_on(qtbot, tmp_path, model_fil
     assert w.banner.isVisible() and "cannot be opened" in w.banner.text.text()
     assert w.stack.currentWidget() is w.empty and "cannot be opened" in w.empty.title.text()
     assert (library / "library.sqlite").read_bytes().startswith(b"this is not a database")  # nothing lost
+
+
+def test_indexing_in_a_child_process_cancels_and_resumes(qtbot, tmp_path, model_file):
+    """The app's real path: the indexer runs in its own process and reports through a queue."""
+    folder = tmp_path / "many"
+    for i in range(24):
+        style_image(folder / f"{i:03d}.png", i % 4, i)
+    w = make_window(qtbot, tmp_path, str(model_file), in_process=True)
+    phases = []
+
+    def cancel_on_first_embed(progress):
+        phases.append(progress.phase)
+        if progress.phase == "embed" and progress.done > 0:
+            w.cancel_indexing()
+
+    w.engine.index_progress.connect(cancel_on_first_embed)
+    summary, cancelled = index_and_wait(qtbot, w, [folder])
+    assert cancelled and summary.cancelled and "scan" in phases
+    assert 0 < w.engine.library.status().indexed < 24
+    w.engine.index_progress.disconnect(cancel_on_first_embed)
+    with qtbot.waitSignal(w.engine.index_finished, timeout=60000) as done:
+        w.rescan()
+    assert done.args[1] is False
+    assert w.engine.library.status().indexed == 24
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.moodboard.add([mainwindow.MoodboardEntry(str(folder / "000.png"))])
+    assert {Path(r.path).name for r in w.results.results()[:5]} == {f"{i:03d}.png" for i in (4, 8, 12, 16, 20)}
+
+
+def test_indexing_process_errors_come_back_as_messages(qtbot, tmp_path):
+    from app.index_process import index_in_process
+
+    from core.errors import AladinError, ModelFileError
+
+    gen = index_in_process(str(tmp_path / "lib"), [str(tmp_path)], str(tmp_path / "missing.safetensors"), "cpu",
+                           lambda: False, {"workers": 0})
+    with pytest.raises(ModelFileError, match="model file not found"):
+        next(gen)
+    assert issubclass(ModelFileError, AladinError)

@@ -1,0 +1,120 @@
+"""Indexing in a child process, so the GUI process never shares its GIL with the indexer.
+
+A thread in the GUI process would compete with the indexer for Python's GIL:
+scanning, hashing and committing are pure Python, and a low-priority indexer
+thread that holds the GIL while the OS runs other work stalls the event loop
+(the probe in bench/gui_responsiveness.py measured 100-450 ms stalls). A child
+process has its own interpreter; it runs ``core.indexer.index_folders`` at low
+priority and sends each progress record back through a queue. The GUI side is
+a plain generator, so the app's generic worker drives it like any core job.
+
+This module imports no Qt: the child process loads only ``core``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import queue
+from collections.abc import Generator
+from pathlib import Path
+
+from core.errors import AladinError
+
+log = logging.getLogger(__name__)
+
+NICE = 10
+POLL_S = 0.1
+
+
+def child_main(library_dir: str, folders: list[str], model_spec: str, device: str, options: dict,
+               cancel, out) -> None:
+    """Runs in the child: open the library and model, index, report every step on ``out``."""
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):  # Windows has no nice(); the child still works
+        pass
+    try:
+        from core.embedder import Embedder
+        from core.indexer import index_folders
+        from core.library import Library
+        from core.logs import setup_logging
+        from core.modelfile import load_model
+
+        setup_logging()
+        embedder = Embedder(load_model(model_spec or None), device=device)
+        with Library.open(library_dir) as library:
+            summary = yield_all(index_folders(library, [Path(f) for f in folders], embedder,
+                                              cancel=cancel.is_set, **options), out)
+        out.put(("done", summary))
+    except AladinError as exc:
+        out.put(("error", type(exc).__name__, str(exc)))
+    except BaseException as exc:  # a bug: keep the traceback in the child's log
+        log.exception("indexing process failed")
+        out.put(("bug", type(exc).__name__, str(exc)))
+
+
+def yield_all(gen, out):
+    """Forward each progress record; return the generator's result."""
+    try:
+        while True:
+            out.put(("progress", next(gen)))
+    except StopIteration as stop:
+        return stop.value
+
+
+def known_error(name: str, message: str) -> AladinError:
+    """Rebuild a core error by class name when it takes a message, else a plain AladinError."""
+    import core.errors as errors
+
+    cls = getattr(errors, name, AladinError)
+    try:
+        return cls(message) if isinstance(cls, type) and issubclass(cls, AladinError) else AladinError(message)
+    except TypeError:  # e.g. ImageError(path, reason)
+        return AladinError(message)
+
+
+def index_in_process(library_dir: str, folders: list[str], model_spec: str, device: str,
+                     cancel_requested, options: dict | None = None) -> Generator:
+    """GUI side: start the child, yield its progress records, return its ``IndexSummary``.
+
+    ``cancel_requested()`` is polled between records; it makes the child stop
+    after its batch in flight, committing what it has, like the in-process indexer.
+
+    Raises:
+        AladinError: the child reported a known error, or died.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    cancel = ctx.Event()
+    out = ctx.Queue()
+    proc = ctx.Process(target=child_main, name="aladin-indexer", daemon=True,
+                       args=(library_dir, folders, model_spec, device, options or {}, cancel, out))
+    proc.start()
+    try:
+        while True:
+            if cancel_requested() and not cancel.is_set():
+                cancel.set()
+            try:
+                message = out.get(timeout=POLL_S)
+            except queue.Empty:
+                if not proc.is_alive():
+                    raise AladinError(f"the indexing process stopped unexpectedly (exit code {proc.exitcode}); "
+                                      "everything committed so far is kept") from None
+                continue
+            kind = message[0]
+            if kind == "progress":
+                yield message[1]
+            elif kind == "done":
+                return message[1]
+            elif kind == "error":
+                raise known_error(message[1], message[2])
+            else:
+                raise RuntimeError(f"indexing process failed: {message[1]}: {message[2]}")
+    finally:
+        cancel.set()
+        proc.join(timeout=30)
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(timeout=5)
+        out.close()
