@@ -166,13 +166,18 @@ class Trainer:
 
     def _check_args(self) -> None:
         a = self.args
+        if getattr(a, "finetune", False):
+            # Fine-tuning keeps the source network's architecture, whatever --arch says.
+            self.source_net = load_source_net(a.source)
+            a.arch = "aladin" if isinstance(self.source_net, Aladin) else self.source_net.config.variant
+            self.config["arch"] = a.arch
         if a.lambda_rec is None:
             a.lambda_rec = 0.0 if a.arch.startswith("resnet") else DEFAULT_LAMBDA
             self.config["lambda_rec"] = a.lambda_rec
         if a.arch.startswith("resnet") and a.lambda_rec > 0:
             raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
-        if a.steps < 1 or a.groups_per_batch < 2:
-            raise DataError("--steps must be at least 1 and --groups-per-batch at least 2")
+        if a.steps < 1 or a.groups_per_batch < 2 or a.log_every < 1:
+            raise DataError("--steps and --log-every must be at least 1 and --groups-per-batch at least 2")
         if a.chunk_size < 0 or a.lambda_rec < 0 or a.tau <= 0:
             raise DataError("--chunk-size and --lambda-rec must be non-negative and --tau positive")
 
@@ -183,7 +188,6 @@ class Trainer:
         self.data_card = a.data_card or data_card_id(a.data)
         self.model_size = a.input_size
         if getattr(a, "finetune", False):
-            self.source_net = load_source_net(a.source)
             self.model_size = self.source_net.config.input_size
         train = self.split.train
         self.cache = self._open_cache([s.path for s in train])
