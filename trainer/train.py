@@ -23,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from core.decode import default_workers
 from core.embedder import Embedder
 from core.model import Aladin, ModelConfig, build_model
 from core.modelfile import LoadedModel, ModelInfo, load_model_file
@@ -92,7 +93,9 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
                    help="mixed precision on CUDA (auto: bf16 where supported, else fp16; off on CPU)")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader worker processes (0: in-process)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding processes (0: in-process; default: none when the pixel cache serves "
+                        "training, else cores - 1)")
     p.add_argument("--cache", default="auto", metavar="auto|off|DIR",
                    help="decode training images once into a memory-mapped cache (auto: when under 4 GiB)")
     p.add_argument("--data-card", default=None, metavar="ID",
@@ -214,7 +217,7 @@ class Trainer:
         folder = cache_root() if mode == "auto" else Path(mode)
         # Rank 0 builds the cache; the others wait, then map the same file.
         if self.dist.main:
-            cache = PixelCache(folder, paths, load, workers=self.args.workers or 0)
+            cache = PixelCache(folder, paths, load, workers=self.args.workers)
         if self.dist.world > 1:
             torch.distributed.barrier()
         if not self.dist.main:
@@ -310,7 +313,7 @@ class Trainer:
             return None
         if self.val_pixels is None:
             pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples], self.model_size,
-                                                   workers=self.args.workers or 0)
+                                                   workers=self.args.workers)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
         info = ModelInfo(name="validation", variant=self.net.config.variant, input_size=self.model_size,
@@ -326,7 +329,10 @@ class Trainer:
     # -- the loop --------------------------------------------------------------------------------------
 
     def _loader(self) -> DataLoader:
+        # Cached pixels only need a crop and a flip: worker processes would cost more than they save.
         workers = self.args.workers
+        if workers is None:
+            workers = 0 if self.cache is not None else default_workers()
         return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           multiprocessing_context="spawn" if workers else None)
