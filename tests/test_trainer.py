@@ -275,3 +275,25 @@ def test_cli_known_errors_are_one_line(tmp_path, capsys):
     assert main(["eval", "--data", str(tmp_path / "missing.csv"), "--baseline", "colour"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "manifest not found" in err[0]
+
+
+@pytest.mark.parametrize("cache", ["auto", "off"])
+def test_a_corrupt_training_image_is_left_out_not_fatal(synth, tmp_path, cache):
+    samples = read_manifest(synth)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    samples[0] = Sample(str(broken), samples[0].group)
+    manifest = write_manifest(tmp_path / "m.csv", samples)
+    args = parse_args(["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--groups-per-batch", "3",
+                       "--steps", "2", "--lambda-rec", "0", "--eval-every", "0", "--patience", "0",
+                       "--val", "0.25", "--cache", cache, *TINY])
+    trainer = Trainer(args)
+    assert str(broken) in {s.path for s in trainer.split.train}, "seed 0 puts style0000 in training"
+    if cache == "auto":
+        assert str(broken) in trainer.cache.failed
+        assert str(broken) not in {s.path for s in trainer.train_samples}
+    else:
+        index = [s.path for s in trainer.dataset.samples].index(str(broken))
+        image, group = trainer.dataset[(index, 1)]
+        assert image.shape == (3, 32, 32), "a group-mate stands in for the unreadable file"
+    assert trainer.fit()["steps"] == 2
