@@ -113,7 +113,7 @@ class Engine(QObject):
         index_started(list): folders being indexed.
         index_progress(object): a ``core.indexer.IndexProgress``.
         index_finished(object, bool): the ``IndexSummary`` (or None) and whether it was cancelled.
-        index_failed(str): indexing stopped with an error.
+        index_failed(str): indexing stopped with an error ("" when model_mismatch explains it).
         results(object, list): the request answered and its ``SearchResult`` list.
         search_failed(str): the newest search failed.
         library_changed(): roots, images or moodboards changed.
@@ -199,8 +199,9 @@ class Engine(QObject):
         info = embedder.model.info
         self.model_state = ModelState(spec=spec, name=info.name, trained=bool(info.trained),
                                       device=str(embedder.device), device_label=label)
-        self._make_searcher()
+        self.searcher = None
         self.model_ready.emit(self.model_state)
+        self._make_searcher()  # after model_ready: a mismatch message must be the last word
 
     def _model_load_failed(self, exc: BaseException) -> None:
         self.embedder = None
@@ -285,7 +286,11 @@ class Engine(QObject):
         self.index_finished.emit(summary, cancelled)
 
     def _index_errored(self, exc: BaseException) -> None:
-        self.index_failed.emit(describe_error(exc))
+        if isinstance(exc, ModelMismatchError):  # the window asks whether to re-embed everything
+            self.model_mismatch.emit(str(exc))
+            self.index_failed.emit("")
+        else:
+            self.index_failed.emit(describe_error(exc))
 
     def _index_done(self) -> None:
         self._index_worker = None

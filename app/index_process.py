@@ -29,8 +29,15 @@ POLL_S = 0.1
 
 
 def child_main(library_dir: str, folders: list[str], model_spec: str, device: str, options: dict,
-               cancel, out) -> None:
-    """Runs in the child: open the library and model, index, report every step on ``out``."""
+               cancel, out, parent: int) -> None:
+    """Runs in the child: open the library and model, index, report every step on ``out``.
+
+    The child is not a daemon (the indexer starts its own decoding processes),
+    so it stops by itself, keeping committed work, if the app that started it dies.
+    """
+    def stop() -> bool:
+        return cancel.is_set() or os.getppid() != parent
+
     try:
         os.nice(NICE)
     except (AttributeError, OSError):  # Windows has no nice(); the child still works
@@ -46,7 +53,7 @@ def child_main(library_dir: str, folders: list[str], model_spec: str, device: st
         embedder = Embedder(load_model(model_spec or None), device=device)
         with Library.open(library_dir) as library:
             summary = yield_all(index_folders(library, [Path(f) for f in folders], embedder,
-                                              cancel=cancel.is_set, **options), out)
+                                              cancel=stop, **options), out)
         out.put(("done", summary))
     except AladinError as exc:
         out.put(("error", type(exc).__name__, str(exc)))
@@ -88,8 +95,8 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
     ctx = multiprocessing.get_context("spawn")
     cancel = ctx.Event()
     out = ctx.Queue()
-    proc = ctx.Process(target=child_main, name="aladin-indexer", daemon=True,
-                       args=(library_dir, folders, model_spec, device, options or {}, cancel, out))
+    proc = ctx.Process(target=child_main, name="aladin-indexer",
+                       args=(library_dir, folders, model_spec, device, options or {}, cancel, out, os.getpid()))
     proc.start()
     try:
         while True:

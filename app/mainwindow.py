@@ -507,7 +507,8 @@ class MainWindow(QMainWindow):
 
     def _index_failed(self, message: str) -> None:
         self.index_panel.set_paused("Indexing stopped.")
-        self.show_error(message)
+        if message:
+            self.show_error(message)
         self.update_state()
 
     # -- search ------------------------------------------------------------------------------
@@ -862,6 +863,8 @@ class MainWindow(QMainWindow):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def more_like_this(self, index: QModelIndex) -> None:
+        if not index.isValid():
+            return
         self.moodboard_name = None
         self.moodboard.set_entries([MoodboardEntry(index.data(PathRole), image_id=index.data(ImageIdRole))])
         self.view.scrollToTop()

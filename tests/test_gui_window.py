@@ -392,6 +392,7 @@ def test_indexing_in_a_child_process_cancels_and_resumes(qtbot, tmp_path, model_
     for i in range(24):
         style_image(folder / f"{i:03d}.png", i % 4, i)
     w = make_window(qtbot, tmp_path, str(model_file), in_process=True)
+    w.engine.index_options = {"workers": 1, "batch_size": 4}  # the child starts its own decoder process
     phases = []
 
     def cancel_on_first_embed(progress):
@@ -423,3 +424,21 @@ def test_indexing_process_errors_come_back_as_messages(qtbot, tmp_path):
     with pytest.raises(ModelFileError, match="model file not found"):
         next(gen)
     assert issubclass(ModelFileError, AladinError)
+
+
+def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tmp_path):
+    w = searched
+    other = tiny_model_file(tmp_path / "models", seed=11, name="other-s")
+    with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000):
+        w.apply_settings({"model": str(other), "device": "cpu", "thumb_size": 160})
+    assert "different model" in w.banner.text.text()
+    rescan = w.banner.buttons.itemAt(0).widget()
+    assert rescan.text() == "Re-index With This Model"
+    with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
+        rescan.click()
+    assert done.args[1] is False
+    assert w.engine.library.model_record().name == "other-s"
+    qtbot.waitUntil(lambda: w.engine.searcher is not None, timeout=5000)
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        w.schedule_search()
+    assert len(w.results.results()) == 11
