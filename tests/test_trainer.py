@@ -75,6 +75,18 @@ def test_manifest_problems_are_clear_errors(tmp_path):
         read_manifest(tmp_path / "bad.csv")
 
 
+def test_data_card_id_pins_the_file_list(tmp_path):
+    manifest = write_manifest(tmp_path / "m.csv", [Sample("a.png", "g1"), Sample("b.png", "g1")])
+    plain = data_card_id(manifest)
+    assert plain.startswith("manifest:m.csv:")
+    write_manifest(manifest, [Sample("a.png", "g1"), Sample("b.png", "g2")])
+    assert data_card_id(manifest) != plain
+    (tmp_path / "sources.json").write_text("{}")
+    assert data_card_id(manifest).startswith(f"corpus {tmp_path.name} (resources/models/DATA.md), manifest ")
+    (tmp_path / "datacard.json").write_text(json.dumps({"id": "my-card-v2"}))
+    assert data_card_id(manifest) == "my-card-v2"
+
+
 def test_split_is_by_group_disjoint_and_seeded():
     samples = [Sample(f"{g}-{i}.png", f"g{g}") for g in range(50) for i in range(3)]
     split = split_by_group(samples, val=0.2, test=0.1, seed=4)

@@ -133,14 +133,16 @@ def group_indices(samples: list[Sample]) -> dict[str, list[int]]:
 
 
 def data_card_id(source: str | Path) -> str:
-    """The id recorded in exported models: the data card's, else the manifest's content hash.
+    """The id recorded in exported models: a data card's ``id``, else one derived from the manifest.
 
-    A corpus builder writes ``datacard.json`` (with an ``id``) next to its
-    manifest; without one, the id still pins the exact file list trained on.
+    A ``datacard.json`` (or ``<manifest>.card.json``) with an ``id`` wins. A
+    corpus from :mod:`trainer.corpora` (a ``sources.json`` beside the
+    manifest) is described by ``resources/models/DATA.md``. Either way the id
+    ends with a hash of the manifest's rows, so it pins the exact file list.
     """
     source = Path(source)
     folder = source if source.is_dir() else source.parent
-    for card in (source.with_suffix(".card.json"), folder / "datacard.json", folder / "DATACARD.json"):
+    for card in (source.with_suffix(".card.json"), folder / "datacard.json"):
         if card.is_file():
             try:
                 card_id = json.loads(card.read_text(encoding="utf-8")).get("id")
@@ -151,4 +153,6 @@ def data_card_id(source: str | Path) -> str:
     digest = hashlib.sha256()
     for s in read_manifest(source):
         digest.update(f"{Path(s.path).name}\t{s.group}\t{s.consensus}\n".encode())
+    if (folder / "sources.json").is_file():
+        return f"corpus {folder.name} (resources/models/DATA.md), manifest {digest.hexdigest()[:12]}"
     return f"manifest:{source.name}:{digest.hexdigest()[:12]}"
