@@ -8,8 +8,9 @@ Vectors are real ALADIN style codes (896-D, untrained-s at a 32 px input so
 100k images embed in minutes on two cores) of procedurally generated art
 (bench/styled.py: 2,000 styles x 50 variants), post-processed the way a model
 file does it (per-dimension standardisation fitted on the collection) and
-L2-normalised. Queries are 200 further variants, not in the index. They are
-embedded once and cached in --cache.
+L2-normalised. Queries are 200 further variants of corpus styles, not in the
+index, and 200 images of styles the corpus does not hold (their neighbours
+spread over many clusters: the hard case). All are embedded once and cached in --cache.
 
 Reported per size: exact (numpy) search p50/p95 per query; for each M the
 graph build time, and for each ef recall@10 and p50/p95 per query (one thread).
@@ -73,6 +74,19 @@ def embedded(cache: Path) -> tuple[np.ndarray, np.ndarray]:
     return corpus[order], queries
 
 
+def novel_queries(cache: Path) -> np.ndarray:
+    """Raw vectors of 200 images in styles the corpus does not hold: their neighbours spread
+    over many clusters, the hard case for a graph (a query from outside the library)."""
+    path = cache / f"novel-{QUERIES}-{EMBED_SIZE}px.npy"
+    if not path.exists():
+        from core.embedder import Embedder
+
+        pixels = np.stack([styled_array(STYLES + i, 0, EMBED_SIZE) for i in range(QUERIES)])
+        cache.mkdir(parents=True, exist_ok=True)
+        np.save(path, Embedder(bench_model(), device="auto").raw_from_pixels(pixels))
+    return np.load(path)
+
+
 def finish(raw: np.ndarray, post) -> np.ndarray:
     x = post.apply(raw) if post is not None else raw
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
@@ -90,14 +104,17 @@ def exact_topk(corpus: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     return top_k(np.arange(len(corpus)), scores(corpus, q.astype(np.float32)), k)[0]
 
 
-def sweep(corpus: np.ndarray, queries: np.ndarray, ms: list[int], efs: list[int], k: int = 10) -> dict:
+def sweep(corpus: np.ndarray, query_sets: dict[str, np.ndarray], ms: list[int], efs: list[int],
+          k: int = 10) -> dict:
     import hnswlib
 
-    truth, times = [], []
-    for q in queries:
-        t = time.perf_counter()
-        truth.append(set(exact_topk(corpus, q, k).tolist()))
-        times.append(time.perf_counter() - t)
+    truth, times = {}, []
+    for name, queries in query_sets.items():
+        truth[name] = []
+        for q in queries:
+            t = time.perf_counter()
+            truth[name].append(set(exact_topk(corpus, q, k).tolist()))
+            times.append(time.perf_counter() - t)
     out = {"n": len(corpus), "dim": corpus.shape[1], "exact": percentiles(times), "hnsw": []}
     for m in ms:
         graph = hnswlib.Index(space="cosine", dim=corpus.shape[1])
@@ -107,20 +124,23 @@ def sweep(corpus: np.ndarray, queries: np.ndarray, ms: list[int], efs: list[int]
         build = time.perf_counter() - t
         for ef in efs:
             graph.set_ef(max(ef, k))
-            hits, times = 0, []
-            for q, want in zip(queries, truth):
-                t = time.perf_counter()
-                labels, _ = graph.knn_query(q[None, :], k=k, num_threads=1)
-                times.append(time.perf_counter() - t)
-                hits += len(want & set(labels[0].tolist()))
-            row = {"M": m, "ef_construction": 200, "ef": ef, "build_s": round(build, 1),
-                   "recall@10": round(hits / (k * len(queries)), 4), **percentiles(times)}
+            row = {"M": m, "ef_construction": 200, "ef": ef, "build_s": round(build, 1)}
+            times = []
+            for name, queries in query_sets.items():
+                hits = 0
+                for q, want in zip(queries, truth[name]):
+                    t = time.perf_counter()
+                    labels, _ = graph.knn_query(q[None, :], k=k, num_threads=1)
+                    times.append(time.perf_counter() - t)
+                    hits += len(want & set(labels[0].tolist()))
+                row[f"recall@10_{name}"] = round(hits / (k * len(queries)), 4)
+            row.update(percentiles(times))
             out["hnsw"].append(row)
             print(json.dumps(row), file=sys.stderr)
     return out
 
 
-def engine_latency(raw: np.ndarray, queries_raw: np.ndarray, post) -> dict:
+def engine_latency(raw: np.ndarray, post) -> dict:
     """The real Searcher on a library of len(raw) images (paths are fake; vectors are real)."""
     from PIL import Image
     from sqlalchemy import insert
@@ -196,14 +216,15 @@ def main(argv: list[str] | None = None) -> int:
 
     corpus_raw, queries_raw = embedded(args.cache)
     post = None if args.no_post else PostProcess.fit(corpus_raw[:10_000])
-    corpus, queries = finish(corpus_raw, post), finish(queries_raw, post)
+    query_sets = {"same_styles": finish(queries_raw, post), "novel_styles": finish(novel_queries(args.cache), post)}
+    corpus = finish(corpus_raw, post)
     report = {"vectors": f"untrained-s style codes at {EMBED_SIZE} px of {STYLES}x{VARIANTS} styled images",
               "post": not args.no_post, "sizes": []}
     for n in [int(x) for x in args.sizes.split(",") if x]:
-        report["sizes"].append(sweep(corpus[:n], queries, [int(m) for m in args.M.split(",")],
+        report["sizes"].append(sweep(corpus[:n], query_sets, [int(m) for m in args.M.split(",")],
                                      [int(e) for e in args.ef.split(",")]))
     if args.library_size:
-        report["engine"] = engine_latency(corpus_raw[:args.library_size], queries_raw, post)
+        report["engine"] = engine_latency(corpus_raw[:args.library_size], post)
     print(json.dumps(report, indent=1))
     return 0
 
