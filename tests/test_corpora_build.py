@@ -257,3 +257,15 @@ def test_near_duplicates_within_a_group_are_dropped(tmp_path, monkeypatch):
     result = run_build(BuildConfig(out=tmp_path / "out", root=root, size=32))
     assert result.images == 0
     assert "near-duplicate" in (tmp_path / "out/build_log.jsonl").read_text()
+
+
+def test_near_duplicate_looks_at_the_drawn_pixels_only():
+    grey = np.full((16, 16), 128 / 255, dtype=np.float32)
+    dot, bar = grey.copy(), grey.copy()
+    dot[6:9, 6:9] = 0.0
+    bar[2:14, 7] = 1.0
+    # Mostly the same grey, yet different drawings: not near-duplicates.
+    assert not build_mod.near_duplicate(dot, bar)
+    nudged = dot.copy()
+    nudged[6, 6] = 0.2
+    assert build_mod.near_duplicate(dot, nudged)

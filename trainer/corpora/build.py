@@ -32,16 +32,17 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
-from core.images import to_rgb
+from core.images import BACKGROUND, to_rgb
 from trainer.corpora.imaging import RenderError, pixel_digest
 from trainer.corpora.provenance import FileOwners, package_info
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import FONT_SHARE, SOURCES, Context, GroupSpec, Source
 
-BUILDER_VERSION = 2
+BUILDER_VERSION = 3
 # Two images of one group closer than this (mean absolute difference of 16x16 grey
-# thumbnails, 0-1) are near-duplicates: animation frames, a clock with other hands.
-NEAR_DUPLICATE = 0.02
+# thumbnails over the pixels where either is not background, 0-1) are near-duplicates:
+# animation frames, a clock with other hands.
+NEAR_DUPLICATE = 0.03
 MANIFEST_FIELDS = ("path", "group", "source", "content")
 
 
@@ -114,6 +115,19 @@ class _Log:
 def _thumbnail(img) -> np.ndarray:
     """16x16 grey thumbnail as the model would see it (transparency on core's grey)."""
     return np.asarray(to_rgb(img).convert("L").resize((16, 16), Image.Resampling.BILINEAR), dtype=np.float32) / 255.0
+
+
+def near_duplicate(a: np.ndarray, b: np.ndarray) -> bool:
+    """True when two thumbnails differ too little to teach anything new about the group.
+
+    Only pixels that are not background in at least one thumbnail count: two
+    small, different objects on the same grey would otherwise look alike.
+    """
+    grey = BACKGROUND[0] / 255.0
+    drawn = (np.abs(a - grey) > 0.02) | (np.abs(b - grey) > 0.02)
+    if not drawn.any():
+        return True
+    return float(np.abs(a - b)[drawn].mean()) < NEAR_DUPLICATE
 
 
 def _save_png(img, path: Path) -> None:
@@ -193,7 +207,7 @@ def build_group(spec: GroupSpec, source: Source, cfg: BuildConfig, owners: FileO
                 log.skip("item", "duplicate image", group=group_id, item=item.key)
                 continue
             thumb = _thumbnail(img)
-            if any(float(np.abs(thumb - other).mean()) < NEAR_DUPLICATE for other in thumbs):
+            if any(near_duplicate(thumb, other) for other in thumbs):
                 log.skip("item", "near-duplicate of an image in the group", group=group_id, item=item.key)
                 continue
             local.add(digest)

@@ -157,7 +157,7 @@ KDE_GAMES = (
     "knavalbattle", "knetwalk", "kolf", "kollision", "kreversi", "ksnakeduel", "kspaceduel", "ksudoku",
     "ktuberling", "picmi",
 )
-KDE_PACKAGES = tuple(g for g in KDE_GAMES if g != "kmahjongglib") + ("kdegames-mahjongg-data-kf5",)
+KDE_PACKAGES = tuple(g for g in KDE_GAMES if g != "kmahjongglib") + ("kdegames-mahjongg-data-kf5", "ktuberling-data")
 _AUTO_ID = re.compile(
     r"^(g|path|rect|svg|layer|use|image|text|tspan|circle|ellipse|polygon|polyline|line|flow\w+|"
     r"stop|\w*[Gg]radient|filter|clipPath|mask|pattern|symbol|marker|fe[A-Za-z]+)[-_]?\d+(-\d+)?$"
@@ -446,12 +446,25 @@ def font_has_latin(path: Path) -> bool:
     return len(masks) == 3
 
 
+def font_family(path: Path) -> str:
+    """The family name a font file declares (its regular, bold and italic files share it)."""
+    try:
+        family = ImageFont.truetype(str(path), 12).getname()[0]
+    except OSError:
+        family = None
+    return family or path.stem
+
+
 def discover_fonts(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per type family: weights and slants of one design are one style."""
+    families: dict[str, list[Item]] = {}
     for path in _files(ctx.path("usr/share/fonts"), {".ttf", ".otf"}):
         if "emoji" in path.name.lower() or not font_has_latin(path):
             continue
-        yield GroupSpec(path.stem, [Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS)],
-                        max_images=FONT_IMAGES)
+        families.setdefault(font_family(path), []).extend(
+            Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS))
+    for family, items in sorted(families.items()):
+        yield GroupSpec(family, items, max_images=FONT_IMAGES)
 
 
 # ------------------------------------------------------------ procedural
@@ -561,15 +574,16 @@ SOURCES: tuple[Source, ...] = (
            "One group per treatment parameter set (family, palette, line spacing, dot size, paper) applied to "
            "many different content images; the same content appears in several groups (manifest column "
            "content).", discover_procedural),
-    Source("fonts", ("fonts-dejavu-core", "fonts-aenigma", "fonts-dustin", "fonts-urw-base35", "fonts-freefont-ttf",
+    Source("fonts", ("fonts-dejavu-core", "fonts-dejavu-extra", "fonts-lato", "fonts-droid-fallback", "fonts-aenigma", "fonts-dustin", "fonts-urw-base35", "fonts-freefont-ttf",
                      "fonts-ebgaramond", "fonts-linuxlibertine", "fonts-junicode", "fonts-quicksand", "fonts-jura",
                      "fonts-breip", "fonts-dkg-handwriting", "fonts-humor-sans", "fonts-comic-neue", "fonts-lobster",
                      "fonts-femkeklaver", "fonts-isabella", "fonts-gotico-antiqua", "fonts-radisnoir",
                      "fonts-beteckna") + tuple(f"fonts-adf-{n}" for n in (
                          "accanthis", "baskervald", "berenis", "gillius", "ikarius", "irianis", "libris", "mekanus",
                          "oldania", "romande", "solothurn", "switzera", "tribun", "universalis", "verana")),
-           "One group per font file: glyph sheets of varied text share the typeface's strokes, contrast and "
-           "serifs. Capped at 20% of all groups so typography does not dominate.", discover_fonts),
+           "One group per type family (its weights and slants together): glyph sheets of varied text share "
+           "the typeface's strokes, contrast and serifs. Capped at 20% of all groups so typography does not "
+           "dominate.", discover_fonts),
 )
 SOURCE_NAMES = tuple(s.name for s in SOURCES)
 FONT_SHARE = 0.2
