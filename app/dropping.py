@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import platformdirs
@@ -22,8 +23,11 @@ from PySide6.QtGui import QImage
 WEB_SCHEMES = ("http", "https", "ftp")
 
 
-def image_suffixes() -> set[str]:
-    return {ext.lower() for ext in Image.registered_extensions()}
+@lru_cache(maxsize=1)
+def image_suffixes() -> frozenset[str]:
+    """File name endings Pillow can open. The first call imports every Pillow plugin
+    (a few hundred ms), so the engine warms this up off the GUI thread at start."""
+    return frozenset(ext.lower() for ext in Image.registered_extensions())
 
 
 def pasted_dir() -> Path:

@@ -61,7 +61,9 @@ def _open_library(folder: str | None):
     # GUI's later ``from core.search import ...`` is a dictionary lookup.
     import core.indexer  # noqa: F401
     import core.search  # noqa: F401
+    from app.dropping import image_suffixes
 
+    image_suffixes()
     return Library.open(folder)
 
 
