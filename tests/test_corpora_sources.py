@@ -112,6 +112,8 @@ def test_svg_creator_reads_dc_creator(tmp_path):
     path.write_text('<svg><metadata><rdf:RDF><cc:Work><dc:creator><cc:Agent>\n<dc:title>  Jane\n Doe </dc:title>'
                     '</cc:Agent></dc:creator></cc:Work></rdf:RDF></metadata></svg>')
     assert svg_creator(path) == "Jane Doe"
+    (tmp_path / "c.svg").write_text("<svg><dc:creator><dc:title>Martin K &lt;mk@x.cz&gt;</dc:title></dc:creator></svg>")
+    assert svg_creator(tmp_path / "c.svg") == "Martin K <mk@x.cz>"
     (tmp_path / "b.svg").write_text("<svg/>")
     assert svg_creator(tmp_path / "b.svg") is None
 
@@ -161,6 +163,7 @@ def test_artist_key_merges_spellings_and_drops_placeholders():
     assert artist_key("Jean-Victor Balin (balin_j@epita.fr)") == artist_key("Jean-VIctor Balin")
     assert artist_key("Patricia FIDI") == artist_key("Patricia Fidi")
     assert artist_key("mailto:ralf@ark.in-berlin.de") == artist_key("ralf@ark.in-berlin.de")
+    assert artist_key("Martin K <mk@x.cz>") == artist_key("Martin K")
     for placeholder in ("Anonymous", "HASH(0x89c79d4)", "unknown", "   "):
         assert artist_key(placeholder) is None
 

@@ -13,6 +13,7 @@ the tests run the same discovery code on a small fake package tree.
 from __future__ import annotations
 
 import gzip
+import html
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -114,7 +115,7 @@ def svg_creator(path: Path) -> str | None:
     match = _CREATOR_RE.search(head)
     if not match:
         return None
-    name = re.sub(rb"\s+", b" ", match.group(1)).strip().decode("utf-8", "replace")
+    name = html.unescape(re.sub(rb"\s+", b" ", match.group(1)).strip().decode("utf-8", "replace"))
     return name or None
 
 
