@@ -203,7 +203,8 @@ class Aladin(nn.Module):
     def style_stats(self, x: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         # Statistics in float32 even under autocast: half-precision variances lose the
         # small-channel detail that separates similar styles.
-        return [adain_stats(feat.float()) for feat in self.style_encoder(x)]
+        return [adain_stats(feat.float() if feat.dtype in (torch.float16, torch.bfloat16) else feat)
+                for feat in self.style_encoder(x)]
 
     @staticmethod
     def flatten_stats(stats: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
