@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
 from app.index_process import index_in_process
 from app.moodboard_model import MoodboardEntry
-from app.workers import Worker, guarded, lower_thread_priority, run_in_thread
+from app.workers import Worker, guarded, run_in_thread
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,10 @@ def device_label(device) -> str:
     return torch.cuda.get_device_name(device)
 
 
-def _index_in_background(library, folders, embedder, **options):
-    """``core.indexer.index_folders`` in this process at low CPU priority (the tests' quicker path)."""
+def _index_in_thread(library, folders, embedder, **options):
+    """``core.indexer.index_folders`` in this process: the tests' quicker path (no process start)."""
     from core.indexer import index_folders
 
-    lower_thread_priority()
     return (yield from index_folders(library, folders, embedder, **options))
 
 
@@ -146,7 +145,7 @@ class Engine(QObject):
         self.model_error: str | None = None
         self.pool = QThreadPool(self)
         self.pool.setMaxThreadCount(4)
-        # Indexing threads are niced for good (see lower_thread_priority): a pool of their own.
+        # One indexing run at a time, never queued behind searches.
         self.index_pool = QThreadPool(self)
         self.index_pool.setMaxThreadCount(1)
         self._index_worker: Worker | None = None
@@ -262,7 +261,7 @@ class Engine(QObject):
             worker = Worker(index_in_process, str(self.library.folder), folders, spec, device,
                             self._index_cancel.is_set, options)
         else:
-            worker = Worker(_index_in_background, self.library, [Path(f) for f in folders], self.embedder,
+            worker = Worker(_index_in_thread, self.library, [Path(f) for f in folders], self.embedder,
                             cancel=self._index_cancel.is_set, **options)
         for signal, slot in ((worker.signals.progress, self._index_progress),
                              (worker.signals.returned, self._index_returned),

@@ -11,38 +11,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-import os
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
 import shiboken6
-from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
 log = logging.getLogger(__name__)
-
-
-BACKGROUND_NICE = 10
-
-
-def lower_thread_priority(nice: int = BACKGROUND_NICE) -> None:
-    """Make the calling thread yield the CPU to the GUI thread.
-
-    On Linux, niceness is per thread and inherited by the threads and processes
-    it starts (torch's intra-op threads, image decoding processes), so the whole
-    indexing job runs below the event loop. Elsewhere Qt's thread priority does
-    the same. A thread cannot raise its priority again, so callers use a pool
-    of their own for low-priority work.
-    """
-    if sys.platform.startswith("linux"):
-        try:
-            current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(current, nice))
-        except OSError as exc:  # a sandbox may forbid it; only responsiveness suffers
-            log.debug("could not lower thread priority: %s", exc)
-    else:
-        QThread.currentThread().setPriority(QThread.Priority.LowPriority)
 
 
 class WorkerSignals(QObject):

@@ -73,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
         before = [(e, name) for e, name in events if e <= t]
         return f"{before[-1][1]} (+{before[-1][0] - t0:.1f} s)" if before else "start"
 
+    def describe(stall) -> str:
+        where = f"cpu {stall.cpu_ms:.0f}"
+        if stall.queued_ms is not None:
+            where += f", run queue {stall.queued_ms:.0f}, blocked {stall.blocked_ms:.0f}"
+        return f"{stall.gap_ms:.0f} ms ({where}) at +{stall.at - t0:.1f} s after {last_event(stall.at)}"
+
     def scroll_through(view, seconds: float = 1.0) -> None:
         """Scroll the grid top to bottom in 16 ms steps, as a fast flick would."""
         bar = view.verticalScrollBar()
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     index_s = time.perf_counter() - t0
     probe.stop()
     indexing = probe.summary()
-    indexing["stalls"] = [f"{gap:.0f} ms at +{end - t0:.1f} s after {last_event(end)}" for end, gap in probe.stalls]
+    indexing["stalls"] = [describe(stall) for stall in probe.stalls]
 
     # phase 2: moodboard edits, each answered, then a scroll through the grid
     wait_for(lambda: not engine.searching, 60)
@@ -157,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         scroll_through(window.view, 0.5)
     probe.stop()
     searching = probe.summary()
-    searching["stalls"] = [f"{gap:.0f} ms at +{end - t0:.1f} s after {last_event(end)}" for end, gap in probe.stalls]
+    searching["stalls"] = [describe(stall) for stall in probe.stalls]
     window.close()
     if profiler is not None:
         profiler.disable()

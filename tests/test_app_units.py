@@ -251,6 +251,10 @@ def test_probe_measures_a_stall(qtbot):
     probe.stop()
     assert probe.max_gap_ms >= 140
     assert probe.over(100) >= 1
+    stall = max(probe.stalls, key=lambda s: s.gap_ms)
+    assert stall.cpu_ms < 100  # sleeping is not CPU time: the probe tells waiting from working
+    if stall.queued_ms is not None:
+        assert stall.blocked_ms >= 50
 
 
 def test_painting_tiles_without_thumbnails_keeps_none_alive(qtbot, tmp_path):
