@@ -43,15 +43,16 @@ def child_main(library_dir: str, folders: list[str], model_spec: str, device: st
     except (AttributeError, OSError):  # Windows has no nice(); the child still works
         pass
     try:
-        from core.embedder import Embedder
-        from core.indexer import index_folders
         from core.library import Library
         from core.logs import setup_logging
-        from core.modelfile import load_model
 
         setup_logging()
-        embedder = Embedder(load_model(model_spec or None), device=device)
-        with Library.open(library_dir) as library:
+        with Library.open(library_dir) as library:  # before torch loads: a bad library fails fast
+            from core.embedder import Embedder
+            from core.indexer import index_folders
+            from core.modelfile import load_model
+
+            embedder = Embedder(load_model(model_spec or None), device=device)
             summary = yield_all(index_folders(library, [Path(f) for f in folders], embedder,
                                               cancel=stop, **options), out)
         out.put(("done", summary))
@@ -98,6 +99,7 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
     proc = ctx.Process(target=child_main, name="aladin-indexer",
                        args=(library_dir, folders, model_spec, device, options or {}, cancel, out, os.getpid()))
     proc.start()
+    answered = False
     try:
         while True:
             if cancel_requested() and not cancel.is_set():
@@ -110,6 +112,7 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
                                       "everything committed so far is kept") from None
                 continue
             kind = message[0]
+            answered = kind != "progress"
             if kind == "progress":
                 yield message[1]
             elif kind == "done":
@@ -119,9 +122,12 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
             else:
                 raise RuntimeError(f"indexing process failed: {message[1]}: {message[2]}")
     finally:
-        cancel.set()
-        proc.join(timeout=30)
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(timeout=5)
+        if not answered:  # stopped early: let the child commit its batch and exit
+            cancel.set()
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        # A child that answered has closed the library and released its lock; it only has
+        # its interpreter to tear down (seconds, with torch), so it is not waited for here.
         out.close()
