@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.last_error: str | None = None
         self.library_error: str | None = None
         self._last_search_at = 0.0
+        self._last_status_at = 0.0
         self.setWindowTitle("ALADIN Style Browser")
         self.setWindowIcon(icons.app_icon())
         self.setAcceptDrops(True)
@@ -445,7 +446,12 @@ class MainWindow(QMainWindow):
         self.update_state()
 
     def _refresh_while_indexing(self, progress) -> None:
-        """While indexing fills an empty grid, search again every few seconds: new images count at once."""
+        """While indexing runs, counts and folders refresh every few seconds, and a grid that is
+        not full yet is searched again: new images count at once."""
+        now = time.monotonic()
+        if now - self._last_status_at > 2.0:
+            self._last_status_at = now
+            self.refresh_library()
         if (progress.phase == "embed" and self.moodboard.rowCount() and self.results.rowCount() < self.k_spin.value()
                 and time.monotonic() - self._last_search_at > 3.0 and not self.engine.searching):
             self.schedule_search()
