@@ -975,6 +975,7 @@ class MainWindow(QMainWindow):
         s.set_moodboard([e.to_dict() for e in self.moodboard.entries()])
         s.set("moodboard_name", self.moodboard_name or "")
         s.sync()
+        self.hide()  # an indexing run finishes its batch before the app exits; no frozen window meanwhile
         self.engine.shutdown()
         self.thumbs.wait_idle(5000)
         self.board_thumbs.wait_idle(5000)
