@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import multiprocessing
 import sys
 from collections.abc import Sequence
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     gui = sub.add_parser("gui", help="start the desktop app (also: aladin with no command)")
+    gui.add_argument("--library", default=None, metavar="DIR", help="library folder (default: the user data folder)")
     gui.set_defaults(func=run_gui)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -48,10 +50,13 @@ def run_gui(args: argparse.Namespace) -> int:
         gui = importlib.import_module("app.main")
     except ImportError as exc:
         raise AladinError(f"the desktop app is not available ({exc}); is PySide6 installed?") from exc
-    return gui.main([])
+    library = getattr(args, "library", None)
+    return gui.main(["--library", str(library)] if library else [])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # A frozen (PyInstaller) build must let decoder and indexer child processes start here.
+    multiprocessing.freeze_support()
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     func = getattr(args, "func", run_gui)
