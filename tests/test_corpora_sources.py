@@ -73,6 +73,14 @@ def test_debian_licence_machine_readable_and_free_form(tmp_path):
     pd.write_text("Copyright:\n creative commons Public Domain Dedication\n")
     assert debian_licence(pd).startswith("public-domain")
     assert "no copyright file" in debian_licence(tmp_path / "missing")
+    unversioned = tmp_path / "unversioned"
+    unversioned.write_text("You are free to distribute this software under the terms of the GNU General\n"
+                           "Public License.  On Debian systems, the complete text ...\n")
+    assert debian_licence(unversioned).startswith("GPL (version not stated)")
+    sentence = tmp_path / "sentence"
+    sentence.write_text("Format: x\n\nFiles: *\nLicense: OFL-1.1\n\nFiles: debian/*\n"
+                        "License: The Debian packaging is distributed under the same license as the fonts\n")
+    assert debian_licence(sentence) == "OFL-1.1"
 
 
 def test_debian_package_reads_status_and_owners(tmp_path):

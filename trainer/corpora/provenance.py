@@ -21,6 +21,8 @@ _FREEFORM = (
     (re.compile(r"GNU\s+(Lesser\s+|Library\s+)?General\s+Public\s+License.{0,300}?version\s+(\d)(.{0,80}?any\s+later)?",
                 re.IGNORECASE | re.DOTALL),
      lambda m: f"{'LGPL' if m.group(1) else 'GPL'}-{m.group(2)}{'+' if m.group(3) else ''}"),
+    (re.compile(r"GNU\s+General\s+Public\s+License(?![^.]{0,300}?version\s+\d)", re.IGNORECASE),
+     "GPL (version not stated)"),
     (re.compile(r"Creative\s+Commons\s+Attribution[- ]Share[- ]?Alike\s*([\d.]+)?", re.IGNORECASE),
      lambda m: f"CC-BY-SA-{m.group(1) or '?'}".rstrip(".")),
     (re.compile(r"Creative\s+Commons\s+Attribution\s+([\d.]+)", re.IGNORECASE), lambda m: f"CC-BY-{m.group(1)}".rstrip(".")),
@@ -79,7 +81,8 @@ def debian_licence(copyright_file: Path) -> str:
     if text.startswith("Format:"):
         for match in _LICENSE_RE.finditer(text):
             short = match.group(1)
-            if short and short not in names:
+            # A short name, not a sentence that happens to follow "License:".
+            if short and short not in names and len(short) <= 60 and not short.startswith("The "):
                 names.append(short)
     else:
         for pattern, short in _FREEFORM:
@@ -87,6 +90,8 @@ def debian_licence(copyright_file: Path) -> str:
                 found = short(match) if callable(short) else short
                 if found not in names:
                     names.append(found)
+        if any(n.startswith(("GPL-", "LGPL-")) for n in names):
+            names = [n for n in names if n != "GPL (version not stated)"]  # "see the GNU GPL" boilerplate
         names = [f"{n} (free-form copyright file)" for n in names[:1]] + names[1:]
     return " / ".join(names) if names else "see copyright file"
 
