@@ -19,6 +19,8 @@ from typing import Any
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
+from core.query import QueryItem, SearchFilters
+
 from app.index_process import index_in_process
 from app.moodboard_model import MoodboardEntry
 from app.workers import Worker, guarded, run_in_thread
@@ -29,10 +31,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class SearchRequest:
     entries: list[MoodboardEntry]
-    roots: list[str] | None = None
-    folder: str | None = None
-    exclude_query_folders: bool = False
-    k: int = 200
+    filters: SearchFilters
 
 
 @dataclass
@@ -93,10 +92,7 @@ def _index_in_thread(library, folders, embedder, **options):
 
 
 def _run_search(searcher, request: SearchRequest):
-    from core.search import QueryItem, SearchFilters
-
-    filters = SearchFilters(roots=request.roots, folder=request.folder,
-                            exclude_query_folders=request.exclude_query_folders, k=request.k)
+    filters = request.filters
     positive = [e for e in request.entries if not e.negative]
     if len(request.entries) == 1 and positive and positive[0].image_id is not None:
         # "More like this" on a result: the stored vector answers without decoding anything.

@@ -19,6 +19,8 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
                                QLabel, QLineEdit, QMainWindow, QMenu, QMessageBox, QPushButton, QSizePolicy, QSlider,
                                QSpinBox, QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
+from core.query import SearchFilters
+
 from app import icons
 from app.delegates import mix
 from app.dialogs import FailuresDialog, PreviewDialog, SettingsDialog, read_preview
@@ -525,8 +527,9 @@ class MainWindow(QMainWindow):
     def current_request(self) -> SearchRequest:
         root = self._root_filter() or None
         folder = self.folder_edit.text().strip() or None
-        return SearchRequest(entries=self.moodboard.entries(), roots=[root] if root else None, folder=folder,
-                             exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value())
+        filters = SearchFilters(roots=[root] if root else None, folder=folder,
+                                exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value())
+        return SearchRequest(entries=self.moodboard.entries(), filters=filters)
 
     def schedule_search(self) -> None:
         self.search_timer.start()
