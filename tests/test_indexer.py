@@ -331,3 +331,11 @@ def test_search_runs_while_another_process_indexes(tmp_path, embedder):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_cpu_split_leaves_no_core_oversubscribed():
+    from core.indexer import cpu_split
+
+    assert cpu_split(cores=2) == (1, 1)
+    assert cpu_split(cores=16) == (3, 13)
+    assert cpu_split(workers=0, cores=4) == (0, 4)
