@@ -12,7 +12,7 @@ import json
 import logging
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +23,8 @@ from core.embedder import Embedder
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, load_model
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
-from trainer.manifest import at_consensus, read_manifest
-from trainer.metrics import retrieval_metrics
+from trainer.manifest import Sample, at_consensus, read_manifest
+from trainer.metrics import by_source, content_trap, score_queries, summarise
 from trainer.splits import split_by_group
 
 log = logging.getLogger(__name__)
@@ -109,9 +109,19 @@ def describe(embedder: Embedder) -> dict:
             "vector": embedder.which, "input_size": embedder.size, "colour_weight": embedder.colour_weight}
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
+def add_data_arguments(p: argparse.ArgumentParser, split: str = "all", test: float = 0.0) -> None:
+    """Which images a command looks at; shared so eval and gallery read a split the same way."""
     p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
+    p.add_argument("--consensus", type=int, default=None, metavar="N", help="BAM-FG-C_N level to evaluate")
+    p.add_argument("--split", choices=("all", "train", "val", "test"), default=split,
+                   help=f"use one split of the manifest (same --val/--test/--split-seed as training; default {split})")
+    p.add_argument("--val", type=float, default=0.1, help="validation fraction of groups (with --split)")
+    p.add_argument("--test", type=float, default=test, help=f"test fraction of groups (with --split; default {test})")
+    p.add_argument("--split-seed", type=int, default=0)
+
+
+def add_subject_arguments(p: argparse.ArgumentParser) -> None:
+    """What turns the images into search vectors; shared so eval and gallery embed the same way."""
     p.add_argument("--model", default=None, metavar="PATH|NAME",
                    help="model file, built-in (untrained-s, untrained-l) or trainer checkpoint (.pt); "
                         "default: the bundled model")
@@ -131,40 +141,64 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="vector to evaluate (default: the model file's choice)")
     p.add_argument("--standardise", choices=STANDARDISE, default="auto",
                    help="auto: the model's statistics, else fit on the eval set; model; fit; off")
-    p.add_argument("--consensus", type=int, default=None, metavar="N", help="BAM-FG-C_N level to evaluate")
-    p.add_argument("--split", choices=("all", "train", "val", "test"), default="all",
-                   help="evaluate one split of the manifest (same --val/--test/--split-seed as training)")
-    p.add_argument("--val", type=float, default=0.1, help="validation fraction of groups (with --split)")
-    p.add_argument("--test", type=float, default=0.0, help="test fraction of groups (with --split)")
-    p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, default=None, help="decoding processes (0: in-process)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
+    add_data_arguments(p)
+    add_subject_arguments(p)
     p.add_argument("--report", type=Path, default=None, metavar="OUT.json", help="write the JSON report here")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     report = evaluate(args)
-    m = report["metrics"]
+    m, trap = report["metrics"], report["content_trap"]
+    trapped = (f"content trap {trap['share']:.4f} of {trap['measurable']} queries" if trap["measurable"]
+               else "content trap n/a (no query shares its content with another group)")
     print(f"{report['subject']}: P@1 {m['P@1']:.4f}  P@5 {m['P@5']:.4f}  P@10 {m['P@10']:.4f}  "
-          f"mAP {m['mAP']:.4f}  ({m['queries']} queries; standardisation: {report['standardisation']})")
+          f"mAP {m['mAP']:.4f}  ({m['queries']} queries; {trapped}; "
+          f"standardisation: {report['standardisation']})")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=1))
     return 0
 
 
-def evaluate(args: argparse.Namespace) -> dict:
-    if args.baseline and args.colour_weight is not None:
-        raise DataError("--colour-weight fuses colour with a model; drop --baseline")
-    if args.colour_weight is not None and not 0 <= args.colour_weight < 1:
-        raise DataError("--colour-weight must be in [0, 1)")
+def select_samples(args: argparse.Namespace) -> list[Sample]:
+    """The manifest rows of the chosen consensus level and split."""
     samples = at_consensus(read_manifest(args.data), args.consensus)
     samples = split_by_group(samples, args.val, args.test, args.split_seed).of(args.split)
     if not samples:
         raise DataError(f"the {args.split} split is empty")
+    return samples
+
+
+@dataclass
+class Embedded:
+    """Search vectors for the decodable samples (row i belongs to ``samples[i]``) and how they were made."""
+
+    samples: list[Sample]
+    vectors: np.ndarray
+    unreadable: dict[str, str]
+    subject: str
+    standardisation: str
+    details: dict = field(default_factory=dict)
+
+
+def embed_subject(args: argparse.Namespace, samples: list[Sample]) -> Embedded:
+    """Search vectors of the model, fused pair or baseline that ``args`` names, as the app would make them.
+
+    Raises:
+        DataError: contradictory options, or no image could be decoded.
+    """
+    if args.baseline and args.colour_weight is not None:
+        raise DataError("--colour-weight fuses colour with a model; drop --baseline")
+    if args.colour_weight is not None and not 0 <= args.colour_weight < 1:
+        raise DataError("--colour-weight must be in [0, 1)")
     paths = [s.path for s in samples]
-    started = time.time()
     embedder = None
     if args.baseline is None:
         model = load_subject(args.model)
@@ -179,18 +213,16 @@ def evaluate(args: argparse.Namespace) -> dict:
         print(f"trainer: cannot read {path}: {reason}", file=sys.stderr)
     if not kept:
         raise DataError("no image in the evaluation set could be decoded")
-    labels = np.array([samples[i].group for i in kept])
-    report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
-                             "images": len(kept), "groups": int(len(set(labels))), "unreadable": len(errors)}}
+    details: dict = {}
     if embedder is None:
-        vectors, report["standardisation"] = hellinger(raw), "none (Hellinger-normalised histogram)"
-        report["subject"] = f"baseline colour (HSV histogram {BASELINE_SIZE} px, Hellinger)"
+        vectors, standardisation = hellinger(raw), "none (Hellinger-normalised histogram)"
+        subject = f"baseline colour (HSV histogram {BASELINE_SIZE} px, Hellinger)"
     else:
-        vectors, report["standardisation"] = finish(embedder, raw, args.standardise)
-        report["model"] = describe(embedder)
-        report["subject"] = f"model {embedder.model.info.name} ({embedder.which})"
+        vectors, standardisation = finish(embedder, raw, args.standardise)
+        details["model"] = describe(embedder)
+        subject = f"model {embedder.model.info.name} ({embedder.which})"
         if embedder.colour_weight > 0:
-            report["subject"] += f" fused with colour (w={embedder.colour_weight})"
+            subject += f" fused with colour (w={embedder.colour_weight})"
     if args.fuse_with is not None:
         if not 0 < args.fuse_weight < 1:
             raise DataError("--fuse-weight must be between 0 and 1")
@@ -202,8 +234,26 @@ def evaluate(args: argparse.Namespace) -> dict:
         other_vectors, how = finish(other, raw2, args.standardise)
         w = args.fuse_weight
         vectors = np.concatenate([np.sqrt(1 - w) * vectors, np.sqrt(w) * other_vectors], axis=1).astype(np.float32)
-        report["fused_with"] = {**describe(other), "weight": w, "standardisation": how}
-        report["subject"] += f" fused with {other.model.info.name} (w={w})"
-    report["metrics"] = retrieval_metrics(vectors, labels)
+        details["fused_with"] = {**describe(other), "weight": w, "standardisation": how}
+        subject += f" fused with {other.model.info.name} (w={w})"
+    return Embedded(samples=[samples[i] for i in kept], vectors=vectors, unreadable=errors, subject=subject,
+                    standardisation=standardisation, details=details)
+
+
+def evaluate(args: argparse.Namespace) -> dict:
+    samples = select_samples(args)
+    started = time.time()
+    embedded = embed_subject(args, samples)
+    labels = np.array([s.group for s in embedded.samples])
+    report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
+                             "images": len(embedded.samples), "groups": int(len(set(labels))),
+                             "unreadable": len(embedded.unreadable)},
+                    "subject": embedded.subject, "standardisation": embedded.standardisation, **embedded.details}
+    results = score_queries(embedded.vectors, labels)
+    report["metrics"] = summarise(results)
+    report["content_trap"] = content_trap(results, labels, np.array([s.content for s in embedded.samples]))
+    sources = [s.source for s in embedded.samples]
+    if any(sources):
+        report["by_source"] = by_source(results, np.array(sources))
     report["seconds"] = round(time.time() - started, 2)
     return report

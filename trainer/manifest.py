@@ -2,9 +2,12 @@
 
 Two sources give the same list of :class:`Sample` records:
 
-* a CSV with a ``path,group`` header and an optional ``consensus`` column (the
-  BAM-FG-C_N level, 1-5); relative paths are relative to the CSV's folder, so
-  a data set can be moved as a whole;
+* a CSV with a ``path,group`` header and optional columns ``consensus`` (the
+  BAM-FG-C_N level, 1-5), ``source`` (where an image came from, for per-source
+  figures) and ``content`` (the id of the picture a procedurally stylised image
+  was drawn from, so evaluation can tell a style match from a content match);
+  relative paths are relative to the CSV's folder, so a data set can be moved
+  as a whole;
 * a folder with one sub-folder per group (an artist's own library), every
   image below a sub-folder belonging to that group.
 
@@ -25,6 +28,7 @@ from trainer.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 REQUIRED = ("path", "group")
+OPTIONAL_TEXT = ("source", "content")
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,8 @@ class Sample:
     path: str
     group: str
     consensus: int | None = None
+    source: str = ""
+    content: str = ""
 
 
 def read_manifest(source: str | Path) -> list[Sample]:
@@ -51,7 +57,7 @@ def read_manifest(source: str | Path) -> list[Sample]:
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
             if missing:
                 raise DataError(f"{source}: manifest header lacks {', '.join(missing)} "
-                                f"(found {reader.fieldnames}); expected path,group[,consensus]")
+                                f"(found {reader.fieldnames}); expected path,group[,consensus][,source][,content]")
             has_consensus = "consensus" in reader.fieldnames
             samples = []
             for line, row in enumerate(reader, start=2):
@@ -65,7 +71,8 @@ def read_manifest(source: str | Path) -> list[Sample]:
                     except ValueError as exc:
                         raise DataError(f"{source}:{line}: consensus must be an integer 1-5") from exc
                 resolved = Path(path) if Path(path).is_absolute() else source.parent / path
-                samples.append(Sample(str(resolved), group, consensus))
+                text = {c: (row.get(c) or "").strip() for c in OPTIONAL_TEXT}
+                samples.append(Sample(str(resolved), group, consensus, **text))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(f"{source}: cannot read manifest ({exc})") from exc
     if not samples:
@@ -86,15 +93,20 @@ def read_folder(root: Path) -> list[Sample]:
 
 
 def write_manifest(path: str | Path, samples: list[Sample], relative: bool = True) -> Path:
-    """Write ``path,group[,consensus]`` atomically; paths relative to the CSV when possible."""
+    """Write ``path,group[,consensus][,source][,content]`` atomically; paths relative to the CSV when possible.
+
+    An optional column is written only when some sample has a value for it, so
+    a plain ``path,group`` manifest stays plain.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with_consensus = any(s.consensus is not None for s in samples)
+    text = [c for c in OPTIONAL_TEXT if any(getattr(s, c) for s in samples)]
     tmp = path.with_name(path.name + ".part")
     base = path.parent.resolve()
     with open(tmp, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["path", "group", "consensus"] if with_consensus else ["path", "group"])
+        writer.writerow(["path", "group"] + (["consensus"] if with_consensus else []) + text)
         for s in samples:
             p = Path(s.path)
             if relative:
@@ -105,7 +117,7 @@ def write_manifest(path: str | Path, samples: list[Sample], relative: bool = Tru
             row = [p.as_posix(), s.group]
             if with_consensus:
                 row.append("" if s.consensus is None else s.consensus)
-            writer.writerow(row)
+            writer.writerow(row + [getattr(s, c) for c in text])
     tmp.replace(path)
     return path
 

@@ -1,47 +1,122 @@
-"""Retrieval metrics in the paper's sense (sec. 5.3).
+"""Retrieval metrics in the paper's sense (sec. 5.3), and two diagnostics of our own.
 
 P@k is the share of queries with at least one same-group result among the top
 k (the query itself excluded), not the mean precision of the top k. mAP is
 the mean over queries of average precision with every other member of the
 query's group relevant. Queries whose group has no other member in the set
 cannot be scored and are counted separately.
+
+Every figure comes from one ranking per query (:func:`score_queries`), so the
+per-source breakdown and the content trap are subsets of the same numbers as
+the headline metrics, never a second ranking that could disagree with it.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 KS = (1, 5, 10)
 
 
-def retrieval_metrics(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = KS,
-                      chunk: int = 512) -> dict:
-    """P@k and mAP for unit ``vectors`` ranked by cosine similarity, blockwise to bound memory."""
+def rank_others(vectors: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every other item for each query row, best first by cosine score, and the scores in that order.
+
+    Stable sort: ties keep collection order, so results are reproducible and the
+    gallery shows exactly the ranking that the metrics score.
+    """
+    sims = vectors[rows] @ vectors.T
+    sims[np.arange(len(rows)), rows] = -np.inf
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :-1]
+    return order, np.take_along_axis(sims, order, axis=1)
+
+
+@dataclass
+class QueryResults:
+    """Outcome of every query, so any subset of queries can be summarised without ranking again.
+
+    ``hits[k]``, ``ap`` and ``top1`` are meaningful only where ``scorable`` is true.
+    """
+
+    scorable: np.ndarray
+    hits: dict[int, np.ndarray]
+    ap: np.ndarray
+    top1: np.ndarray
+
+
+def score_queries(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = KS,
+                  chunk: int = 512) -> QueryResults:
+    """Rank the set against each scorable item, blockwise to bound memory."""
     vectors = np.asarray(vectors, np.float32)
     labels = np.asarray(labels)
     n = len(labels)
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     scorable = counts[inverse] > 1
-    hits = {k: 0 for k in ks}
-    ap_sum = 0.0
+    hits = {k: np.zeros(n, bool) for k in ks}
+    ap = np.zeros(n, np.float64)
+    top1 = np.full(n, -1, np.int64)
+    ranks = np.arange(1, n)
     for start in range(0, n, chunk):
         rows = np.arange(start, min(n, start + chunk))
         rows = rows[scorable[rows]]
         if not len(rows):
             continue
-        sims = vectors[rows] @ vectors.T
-        sims[np.arange(len(rows)), rows] = -np.inf
-        # Stable sort: ties keep collection order, so results are reproducible.
-        order = np.argsort(-sims, axis=1, kind="stable")[:, :-1]
+        order, _ = rank_others(vectors, rows)
         relevant = labels[order] == labels[rows][:, None]
         for k in ks:
-            hits[k] += int(relevant[:, :k].any(1).sum())
-        ranks = np.arange(1, n)
+            hits[k][rows] = relevant[:, :k].any(1)
         precision = np.cumsum(relevant, axis=1) / ranks
-        ap_sum += float(((precision * relevant).sum(1) / relevant.sum(1)).sum())
-    queries = int(scorable.sum())
-    out = {f"P@{k}": hits[k] / queries if queries else 0.0 for k in ks}
-    out["mAP"] = ap_sum / queries if queries else 0.0
+        ap[rows] = (precision * relevant).sum(1) / relevant.sum(1)
+        top1[rows] = order[:, 0]
+    return QueryResults(scorable=scorable, hits=hits, ap=ap, top1=top1)
+
+
+def summarise(results: QueryResults, mask: np.ndarray | None = None) -> dict:
+    """P@k, mAP and query counts over all items, or over the items where ``mask`` is true."""
+    within = np.ones(len(results.scorable), bool) if mask is None else np.asarray(mask, bool)
+    chosen = results.scorable & within
+    queries = int(chosen.sum())
+    out = {f"P@{k}": float(hit[chosen].sum()) / queries if queries else 0.0 for k, hit in results.hits.items()}
+    out["mAP"] = float(results.ap[chosen].sum()) / queries if queries else 0.0
     out["queries"] = queries
-    out["unscorable_queries"] = int(n - queries)
+    out["unscorable_queries"] = int(within.sum()) - queries
     return out
+
+
+def retrieval_metrics(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = KS,
+                      chunk: int = 512) -> dict:
+    """P@k and mAP for unit ``vectors`` ranked by cosine similarity."""
+    return summarise(score_queries(vectors, labels, ks, chunk))
+
+
+def by_source(results: QueryResults, sources: np.ndarray) -> dict[str, dict]:
+    """The metrics of the queries from each source, still ranked against the whole set.
+
+    A pooled P@1 hides a source the model cannot handle behind a large easy one;
+    the gallery a query searches is the whole set, as in the app.
+    """
+    sources = np.asarray(sources)
+    return {str(s): summarise(results, sources == s) for s in sorted(set(sources.tolist()))}
+
+
+def content_trap(results: QueryResults, labels: np.ndarray, contents: np.ndarray) -> dict:
+    """How often the top result is the same picture in another style rather than the query's style.
+
+    Measurable queries are the scorable ones whose content id is shared by an
+    image of another group; for them a content-driven model can be fooled. The
+    share is of those queries (``None`` when there are none), so it reads the
+    same on a set with few stylised images as on one with many.
+    """
+    labels = np.asarray(labels)
+    contents = np.asarray(contents, dtype=object)
+    groups_of: dict[str, set] = {}
+    for content, group in zip(contents, labels):
+        if content:
+            groups_of.setdefault(content, set()).add(group)
+    shared = np.array([bool(c) and len(groups_of[c]) > 1 for c in contents], bool)
+    measurable = results.scorable & shared
+    rows = np.flatnonzero(measurable)
+    top = results.top1[rows]
+    trapped = int(((contents[top] == contents[rows]) & (labels[top] != labels[rows])).sum())
+    return {"share": trapped / len(rows) if len(rows) else None, "trapped": trapped, "measurable": int(len(rows))}
