@@ -1,4 +1,4 @@
-"""``python -m trainer``: train, finetune, eval, export, and data preparation.
+"""``python -m trainer``: train, finetune, eval, gallery, export, and data preparation.
 
 ``main(argv)`` takes an argument list so tests run whole commands in-process.
 Known problems (:class:`core.errors.AladinError`) become one line on stderr and
@@ -18,7 +18,8 @@ from core.logs import setup_logging
 
 log = logging.getLogger("trainer")
 
-COMMAND_MODULES = ("trainer.train", "trainer.evaluate", "trainer.export", "trainer.prepare")
+COMMAND_MODULES = ("trainer.train", "trainer.evaluate", "trainer.export", "trainer.prepare",
+                   "trainer.gallery")
 
 
 def build_parser() -> argparse.ArgumentParser:
