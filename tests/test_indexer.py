@@ -301,8 +301,8 @@ def test_kill_9_mid_run_then_resume(tmp_path):
 @pytest.mark.slow
 def test_search_runs_while_another_process_indexes(tmp_path, embedder):
     make_tree(tmp_path / "first", styles=4, per_style=2)
-    for i in range(120):
-        style_image(tmp_path / "second" / f"{i:03d}.png", i % 12, i, size=(40, 32))
+    for i in range(120):  # styles the first tree does not use, so they never outrank its siblings
+        style_image(tmp_path / "second" / f"{i:03d}.png", 100 + i % 12, i, size=(40, 32))
     model = tiny_model_file(tmp_path)
     lib_dir = tmp_path / "lib"
     subprocess.run(_index_cmd(tmp_path / "first", lib_dir, model, batch=16), cwd=REPO, env=_subprocess_env(),
