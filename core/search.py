@@ -9,7 +9,6 @@ letting a single "less like this" outweigh the whole board.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
@@ -23,8 +22,6 @@ from core.query import QueryItem, SearchFilters, SearchResult
 from core.scan import content_hash
 
 __all__ = ["NEGATIVE_STRENGTH", "QueryItem", "SearchFilters", "SearchResult", "Searcher"]
-
-log = logging.getLogger(__name__)
 
 NEGATIVE_STRENGTH = 0.5
 
