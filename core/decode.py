@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -45,6 +46,12 @@ def decode_chunk(paths: list[str], size: int) -> list[Decoded]:
     return out
 
 
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the parent's to handle: it stops after the current batch and shuts the pool down.
+    Workers that also raised KeyboardInterrupt would only print tracebacks."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def default_workers() -> int:
     """Leave one core to the model; decoding alone on one core is still a win on two."""
     return max(1, min(8, (os.cpu_count() or 2) - 1))
@@ -67,7 +74,7 @@ def iter_decoded(paths: Iterable[str], size: int, chunk: int = 16, workers: int 
         return
     prefetch = prefetch or workers * 2
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_interrupts) as pool:
         pending: deque[Future] = deque()
         try:
             for part in chunks:

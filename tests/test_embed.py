@@ -141,3 +141,18 @@ def test_colour_fusion_weights_the_cosine_score(tmp_path, image_paths):
     from core.images import load_array
     direct = colour_histogram(load_array(image_paths[0], 32)[0][None])
     assert np.allclose(pixels[0], direct[0])
+
+
+def test_decode_workers_leave_ctrl_c_to_the_parent(image_paths):
+    import os
+    import signal
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
+
+    from core.decode import _ignore_interrupts
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_ignore_interrupts) as pool:
+        pid = pool.submit(os.getpid).result()
+        os.kill(pid, signal.SIGINT)
+        assert pool.submit(os.getpid).result() == pid, "the worker must survive Ctrl-C"
