@@ -182,6 +182,16 @@ def test_lambda_zero_never_runs_the_reconstruction_branch(synth, tmp_path, monke
     assert trainer.fit()["steps"] == 1
 
 
+def test_max_minutes_stops_with_a_validated_checkpoint(synth, tmp_path):
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(synth), "--out", str(out), "--groups-per-batch", "3", "--steps", "100000",
+                 "--max-minutes", "0.0001", "--eval-every", "0", "--patience", "0", "--lambda-rec", "0",
+                 *TINY]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 1 and summary["last_val"]["queries"] > 0
+    assert torch.load(out / "last.pt", weights_only=True)["step"] == 1
+
+
 @pytest.mark.slow
 def test_short_training_raises_validation_p1_above_untrained(tmp_path):
     # Two shared palettes: colour alone cannot separate the 40 validation styles, so the

@@ -74,6 +74,9 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--lr-decay", type=float, default=0.9, help="multiply the LR by this every --decay-every steps")
     p.add_argument("--decay-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
     p.add_argument("--steps", type=int, default=100_000, help="stop after this many optimiser steps")
+    p.add_argument("--max-minutes", type=float, default=0, metavar="MIN",
+                   help="also stop after this much training time, with the final validation and checkpoint "
+                        "(0: no limit); fits a run into a lease on a borrowed GPU")
     p.add_argument("--eval-every", type=int, default=500, metavar="STEPS", help="validation P@1 (0: only at the end)")
     p.add_argument("--patience", type=int, default=10, metavar="EVALS",
                    help="stop after this many validations without a better P@1 (0: never)")
@@ -374,6 +377,11 @@ class Trainer:
                 stop = bool(self.args.patience) and self.bad_evals >= self.args.patience
         return distributed.broadcast_flag(stop, self.dist)
 
+    def _out_of_time(self, started: float) -> bool:
+        """Same answer on every rank, so no rank waits in a collective for one that stopped."""
+        over = bool(self.args.max_minutes) and time.time() - started > 60 * self.args.max_minutes
+        return distributed.broadcast_flag(over, self.dist) if self.args.max_minutes else False
+
     def fit(self) -> dict | None:
         a = self.args
         if self.dist.main:
@@ -426,6 +434,9 @@ class Trainer:
                         break
                 if a.checkpoint_every and self.step % a.checkpoint_every == 0:
                     self.save("last.pt")
+                if self._out_of_time(started):
+                    log.info("stopping at step %d: --max-minutes %s reached", self.step, a.max_minutes)
+                    break
         if not stopped_early:
             self._evaluate_and_decide(writer)
         self.save("last.pt")
