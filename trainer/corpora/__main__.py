@@ -1,4 +1,4 @@
-"""Command line: ``python -m trainer.corpora build|sources|check``."""
+"""Command line: ``python -m trainer.corpora build|sources|card|check|pack|unpack``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from trainer.corpora.build import BuildConfig, run_build
 from trainer.corpora.card import card_from, install_command
+from trainer.corpora.pack import pack, pack_info, unpack
 from trainer.corpora.provenance import package_info
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import SOURCE_NAMES, SOURCES
@@ -34,7 +35,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d.add_argument("corpus", type=Path, help="corpus folder or its sources.json")
     c = sub.add_parser("check", help="verify a manifest has no reserved (evaluation-only) rows")
     c.add_argument("manifest", type=Path)
+    k = sub.add_parser("pack", help="one WebP tar of a manifest's training pixels, for a machine without the sources")
+    k.add_argument("manifest", type=Path)
+    k.add_argument("out", type=Path, metavar="OUT.tar")
+    k.add_argument("--input-size", type=int, default=96, help="the training input size the pack serves")
+    k.add_argument("--quality", type=int, default=80, help="WebP quality 1-99, or 100 for lossless")
+    k.add_argument("--workers", type=int, default=None)
+    u = sub.add_parser("unpack", help="extract a pack; prints its manifest path and origin data card")
+    u.add_argument("archive", type=Path)
+    u.add_argument("folder", type=Path)
     return parser.parse_args(argv)
+
+
+def _pack_commands(args: argparse.Namespace) -> int:
+    from trainer.data import load_size_for
+    from trainer.errors import DataError
+
+    try:
+        if args.command == "unpack":
+            manifest = unpack(args.archive, args.folder)
+            print(json.dumps({"manifest": str(manifest.resolve()),
+                              "origin_card": pack_info(args.folder)["origin_card"]}))
+            return 0
+
+        def show(done, total):
+            print(f"\rpacked {done}/{total}", end="", file=sys.stderr, flush=True)
+
+        result = pack(args.manifest, args.out, load_size_for(args.input_size), args.quality, args.workers, show)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(file=sys.stderr)
+    for path, reason in result.failed.items():
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(json.dumps({"images": result.images, "failed": len(result.failed), "bytes": result.bytes}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(card_from(args.corpus))
         print(f"Install the sources: `{install_command()}`")
         return 0
+    if args.command in ("pack", "unpack"):
+        return _pack_commands(args)
     if args.command == "check":
         bad = 0
         with open(args.manifest, newline="", encoding="utf-8") as fh:
