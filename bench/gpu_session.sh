@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# One borrowed-GPU session, prepared so a short lease is spent training, not debugging:
+#   1. record the machine, 2. unpack a corpus pack (python -m trainer.corpora pack),
+#   3. train several runs side by side on the one GPU, each stopping after MINUTES,
+#   4. meanwhile run the device tests (tests/test_devices.py: CUDA against CPU float32),
+#   5. leave in OUT what the lease's file limits allow: each run's metrics and summary,
+#      and best checkpoints without optimiser state, re-pointed at the pack's origin manifest
+#      so `python -m trainer export` can fit standardisation on the original images here.
+#
+# Usage, in the repository root of the GPU machine:
+#   bench/gpu_session.sh PACK.tar MINUTES OUT_DIR
+# Runs are the RUNS lines below: name, then trainer flags (variant, size, lambda, lr).
+set -u
+PACK=$1 MINUTES=$2 OUT=$3
+PY=${PY:-python3}
+WORK=${WORK:-/tmp/aladin-gpu}
+export PYTHONUNBUFFERED=1 ALADIN_CACHE_DIR=$WORK/cache ALADIN_LOG_DIR=$WORK/logs
+mkdir -p "$OUT" "$WORK/runs"
+
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi"
+  nproc; $PY -c "import sys, torch; print(sys.version.split()[0], torch.__version__, torch.cuda.is_available())"
+} > "$OUT/machine.txt" 2>&1
+
+$PY -m trainer.corpora unpack "$PACK" "$WORK/corpus" > "$WORK/unpack.json" || { cat "$WORK/unpack.json"; exit 2; }
+CARD=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['origin_card'])" "$WORK/unpack.json")
+
+RUNS=${RUNS:-"s96      --variant s --input-size 96 --lambda-rec 0 --lr 5e-4
+s64      --variant s --input-size 64 --lambda-rec 0 --lr 5e-4
+s96-rec  --variant s --input-size 96 --lambda-rec 1e-2 --lr 5e-4
+s96-lr   --variant s --input-size 96 --lambda-rec 0 --lr 1.5e-4
+l96      --variant l --input-size 96 --lambda-rec 0 --lr 1.5e-4"}
+COMMON=${COMMON:-"--groups-per-batch 512 --decay-every 150 --steps 100000 --eval-every 200 --checkpoint-every 200
+  --log-every 20 --patience 0 --val 0.1 --test 0.1 --split-seed 0 --val-max-images 1200 --seed 0 --workers 2
+  --tensorboard off"}
+
+train() {
+  local name=$1; shift
+  # The hard limit leaves the trainer time for its own stop, final validation and checkpoint.
+  timeout $(( ${MINUTES%.*} * 60 + 120 )) $PY -m trainer train --data "$WORK/corpus/manifest.csv" \
+    --out "$WORK/runs/$name" --max-minutes "$MINUTES" --data-card "$CARD (pack: $PACK)" $COMMON "$@" \
+    > "$WORK/runs/$name.log" 2>&1
+  echo "$name rc=$?" >> "$OUT/machine.txt"
+}
+
+(command -v nvidia-smi >/dev/null && nvidia-smi dmon -s um -d 10 > "$WORK/runs/dmon.txt" 2>&1) &
+DMON=$!
+pids=()
+first=1
+while read -r name flags; do
+  [ -z "$name" ] && continue
+  train "$name" $flags &
+  pids+=($!)
+  if [ $first = 1 ]; then
+    # Runs of one input size share the pixel cache: let the first build it before the others map it.
+    for _ in $(seq 600); do ls "$ALADIN_CACHE_DIR"/trainer/*.json >/dev/null 2>&1 && break; sleep 0.5; done
+    first=0
+  fi
+done <<< "$RUNS"
+
+$PY -m pytest -q -p no:cacheprovider tests/test_devices.py tests/test_model.py > "$OUT/device-tests.txt" 2>&1
+echo "device tests rc=$?" >> "$OUT/device-tests.txt"
+
+wait "${pids[@]}"
+kill $DMON 2>/dev/null
+
+$PY - "$WORK/runs" "$OUT" "$WORK/corpus/pack.json" <<'EOF'
+import json, sys, pathlib, torch
+runs, out, info = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), json.load(open(sys.argv[3]))
+for best in sorted(runs.glob("*/best.pt")):
+    state = torch.load(best, map_location="cpu", weights_only=True)
+    keep = {k: state[k] for k in ("format", "version", "step", "model", "model_config", "best", "first_eval",
+                                  "config", "data_card")}
+    keep["config"] = {**state["config"], "data": info["origin"]}
+    size = sum(t.numel() * t.element_size() for t in keep["model"].values())
+    if size < 15 << 20:
+        torch.save(keep, out / f"{best.parent.name}-best.pt")
+    print(best.parent.name, "step", state["step"], "best", state["best"], "model MB", round(size / 2**20, 1))
+EOF
+tar -czf "$OUT/runs.tar.gz" -C "$WORK" --exclude='*.pt' runs
