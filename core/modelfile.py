@@ -28,6 +28,8 @@ BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
 DEFAULT_MODEL = RESOURCES / "default.safetensors"
+# The network parts search runs; a search-only model file holds just these.
+SEARCH_PARTS = ("style_encoder.", "head.")
 
 
 @dataclass
@@ -37,7 +39,9 @@ class ModelInfo:
     ``embedding`` records which vector search indexes: the style code f ("style")
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
     HSV colour histogram with it (core.colour), weighted in the cosine score. ``trained`` is False only for the
-    built-in random baselines, so they can never be mistaken for a real model.
+    built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
+    holds just the parts search runs (style encoder and projection head): a model trained without the
+    reconstruction term has no trained decoder worth shipping, and leaving it out makes the file ~3x smaller.
     """
 
     name: str
@@ -51,6 +55,7 @@ class ModelInfo:
     trained: bool = True
     training_data: str = ""
     version: str = "1"
+    search_only: bool = False
     notes: dict = field(default_factory=dict)
 
     def config(self) -> ModelConfig:
@@ -96,7 +101,8 @@ def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess
 
     if info.embedding not in EMBEDDINGS:
         raise ValueError(f"embedding must be one of {EMBEDDINGS}")
-    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+    tensors = {f"net.{k}": v.detach().cpu().contiguous() for k, v in net.state_dict().items()
+               if not info.search_only or k.startswith(SEARCH_PARTS)}
     if post is not None:
         tensors["post.mean"] = torch.from_numpy(np.ascontiguousarray(post.mean, dtype=np.float32))
         tensors["post.scale"] = torch.from_numpy(np.ascontiguousarray(post.scale, dtype=np.float32))
@@ -162,9 +168,11 @@ def load_model_file(path: str | Path) -> LoadedModel:
     net = build_model(info.config())
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
     try:
-        net.load_state_dict(weights, strict=True)
+        missing, unexpected = net.load_state_dict(weights, strict=not info.search_only)
     except RuntimeError as exc:
         raise ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network") from exc
+    if unexpected or any(k.startswith(SEARCH_PARTS) for k in missing):
+        raise ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network")
     post = None
     if "post.mean" in tensors:
         post = PostProcess(mean=tensors["post.mean"].numpy(), scale=tensors["post.scale"].numpy())

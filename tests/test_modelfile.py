@@ -92,3 +92,28 @@ def test_postprocess_fit_standardises():
     raw = rng.normal(5, 3, (200, 8)) * np.arange(1, 9)
     out = PostProcess.fit(raw).apply(raw)
     assert np.allclose(out.mean(0), 0, atol=1e-4) and np.allclose(out.std(0), 1, atol=1e-3)
+
+
+def test_search_only_file_is_small_and_searches_the_same(tmp_path):
+    info = ModelInfo(name="lean", input_size=32, search_only=True)
+    net = build_model(info.config(), seed=3)
+    lean = save_model(tmp_path / "lean.safetensors", net, info)
+    full, _ = small_model(tmp_path, post=False)
+    assert lean.stat().st_size * 2 < full.stat().st_size
+    loaded = load_model_file(lean).net
+    x = torch.rand(2, 3, 32, 32)
+    with torch.inference_mode():
+        assert torch.equal(loaded.style_code(x), net.eval().style_code(x))
+        assert torch.equal(loaded.head(loaded.style_code(x)), net.head(net.style_code(x)))
+
+
+def test_search_only_file_missing_style_weights_is_rejected(tmp_path):
+    path = tmp_path / "gap.safetensors"
+    info = ModelInfo(name="gap", input_size=32, search_only=True)
+    weights = {f"net.{k}": v for k, v in build_model(info.config(), seed=3).state_dict().items()
+               if k.startswith("head.")}
+    meta = {"format": modelfile.FORMAT, "format_version": modelfile.FORMAT_VERSION, "name": "gap",
+            "input_size": 32, "search_only": True}
+    save_file(weights, str(path), metadata={modelfile.META_KEY: json.dumps(meta)})
+    with pytest.raises(ModelFileError, match="do not match"):
+        load_model_file(path)

@@ -72,7 +72,9 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
                      notes={"checkpoint": str(checkpoint), "step": state["step"],
                             "best_val": state.get("best"), "tau": config.get("tau"),
                             "lambda_rec": config.get("lambda_rec"), "lr": config.get("lr"),
-                            "groups_per_batch": config.get("groups_per_batch")})
+                            "groups_per_batch": config.get("groups_per_batch")},
+                     # A decoder the run never trained (lambda 0) is random weights: not worth shipping.
+                     search_only=not config.get("lambda_rec"))
     post = None
     if standardise and info.embedding == "style":
         paths = training_paths(config, fit_on)
