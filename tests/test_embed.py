@@ -156,3 +156,17 @@ def test_decode_workers_leave_ctrl_c_to_the_parent(image_paths):
         pid = pool.submit(os.getpid).result()
         os.kill(pid, signal.SIGINT)
         assert pool.submit(os.getpid).result() == pid, "the worker must survive Ctrl-C"
+
+
+def test_without_model_the_bundled_trained_model_is_used(tmp_path, image_paths, capsys):
+    from core.modelfile import DEFAULT_MODEL, load_model_file
+
+    bundled = load_model_file(DEFAULT_MODEL)
+    assert bundled.info.trained and bundled.info.training_data
+    out = tmp_path / "out.npy"
+    assert main(["embed", "--paths-from", str(write_list(tmp_path, image_paths[:3])), "--out", str(out),
+                 "--workers", "0"]) == 0
+    rows = np.load(out)
+    assert rows.shape == (3, Embedder(bundled, "cpu").dim)
+    assert np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+    assert "untrained" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage
 
 import app.mainwindow as mainwindow
+from core import modelfile
 from app.engine import Engine
 from app.mainwindow import MainWindow
 from app.options import MODEL_BASELINE, Settings
@@ -280,7 +281,15 @@ def test_folder_drop_adds_it_to_the_library(qtbot, window, art):
     assert [Path(r) for r in window.engine.roots()] == [art.resolve()]
 
 
-def test_no_trained_model_offers_a_way_out(qtbot, tmp_path):
+def test_the_bundled_model_loads_when_none_is_chosen(qtbot, tmp_path):
+    w = make_window(qtbot, tmp_path, "")
+    assert w.engine.ready and not w.banner.isVisible()
+    assert "ALADIN-S default" in w.model_label.text()
+
+
+def test_no_trained_model_offers_a_way_out(qtbot, tmp_path, monkeypatch):
+    # A packager may strip the bundled model; the app must still offer a way on.
+    monkeypatch.setattr(modelfile, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
     w = make_window(qtbot, tmp_path, "", ready=False)
     qtbot.waitUntil(lambda: w.banner.isVisible() and "No trained style model" in w.banner.text.text(),
                     timeout=20000)
