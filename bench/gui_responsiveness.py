@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=300)
     parser.add_argument("--size", default="640x480", help="image size WxH")
-    parser.add_argument("--model", default="untrained-s", help="model file or built-in name")
+    parser.add_argument("--model", default="", help="model file or built-in name (default: the bundled model)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--searches", type=int, default=20)
     parser.add_argument("--k", type=int, default=1000, help="results per search")

@@ -1,7 +1,7 @@
 """Indexing throughput on a generated tree of mixed-size images, with where the time goes.
 
 Usage:
-    .venv/bin/python bench/index_throughput.py [--count 2000] [--model untrained-s] [--device auto]
+    .venv/bin/python bench/index_throughput.py [--count 2000] [--model PATH|NAME] [--device auto]
         [--workers N] [--batch-size 32] [--tree /tmp/aladin-bench/tree-2000]
 
 The tree (made once, then reused) holds styled art (bench/styled.py) as JPEG
@@ -119,7 +119,7 @@ def end_to_end(tree: Path, embedder, workers: int | None, batch: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--count", type=int, default=2000)
-    p.add_argument("--model", default="untrained-s")
+    p.add_argument("--model", default=None, help="model file or built-in name (default: the bundled model)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=32)
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "device": str(embedder.device), "torch_threads": torch.get_num_threads()},
         "tree": {"path": str(tree), "images": len(paths), "megabytes": round(sum(p.stat().st_size for p in paths) / 1e6),
                  "generated_s": round(made, 1)},
-        "model": {"name": args.model, "input_size": embedder.size, "dim": embedder.dim},
+        "model": {"name": embedder.model.info.name, "input_size": embedder.size, "dim": embedder.dim},
         "decode_s_per_image_one_core": round(decode_s, 4),
         "model_s_per_image": round(model_s, 4),
         "decode_share_of_work": round(decode_s / (decode_s + model_s), 3),
