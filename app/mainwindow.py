@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QProcess, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QModelIndex, QObject, QPoint, QProcess, Qt, QTimer, QUrl
 from PySide6.QtGui import (QAction, QCloseEvent, QDesktopServices, QDragEnterEvent, QDropEvent, QGuiApplication,
                            QImage, QKeySequence, QPalette)
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QInputDialog,
@@ -46,13 +46,36 @@ def open_external(url: QUrl) -> bool:
     return QDesktopServices.openUrl(url)
 
 
-def reveal_in_folder(path: str) -> bool:
-    """Show ``path`` selected in the file manager where the platform can; else open its folder."""
+def reveal_in_folder(path: str, parent: QObject | None = None) -> bool:
+    """Show ``path`` selected in the file manager where the platform can; else open its folder.
+
+    On Linux the freedesktop FileManager1 D-Bus call selects the file (Files, Dolphin, Nemo,
+    Caja, Thunar...). ``dbus-send`` runs as a child process so a slow or absent file manager
+    never blocks the GUI; if it is missing or the call fails, the folder opens instead.
+    """
     if sys.platform == "win32":
         return QProcess.startDetached("explorer", ["/select,", os.path.normpath(path)])[0]
     if sys.platform == "darwin":
         return QProcess.startDetached("open", ["-R", path])[0]
-    return open_external(QUrl.fromLocalFile(str(Path(path).parent)))
+    folder = QUrl.fromLocalFile(str(Path(path).parent))
+    proc = QProcess(parent)
+    done = []
+
+    def fall_back(failed: bool) -> None:
+        if done:
+            return
+        done.append(True)
+        if failed:
+            open_external(folder)
+        proc.deleteLater()
+
+    proc.finished.connect(lambda code, status: fall_back(code != 0 or status != QProcess.ExitStatus.NormalExit))
+    proc.errorOccurred.connect(lambda error: fall_back(True) if error == QProcess.ProcessError.FailedToStart else None)
+    proc.start("dbus-send", ["--session", "--print-reply", "--reply-timeout=3000",
+                             "--dest=org.freedesktop.FileManager1", "--type=method_call",
+                             "/org/freedesktop/FileManager1", "org.freedesktop.FileManager1.ShowItems",
+                             f"array:string:{QUrl.fromLocalFile(path).toString()}", "string:"])
+    return True
 
 
 class QueryArea(QFrame):
@@ -853,7 +876,7 @@ class MainWindow(QMainWindow):
             ("Add to Moodboard", lambda: self.add_results_to_moodboard(index)),
             (None, None),
             ("Open", lambda: self.open_path(path)),
-            ("Show in Folder", lambda: reveal_in_folder(path)),
+            ("Show in Folder", lambda: reveal_in_folder(path, self)),
             (None, None),
             ("Copy Path", lambda: self.copy_paths(index)),
             ("Copy Image", lambda: self.copy_image(path)),

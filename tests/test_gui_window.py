@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -220,7 +221,46 @@ def test_failures_view_lists_unreadable_files(qtbot, window, art):
     dialog.close()
 
 
-def test_context_actions(qtbot, searched, art, monkeypatch):
+def fake_dbus_send(folder: Path, exit_code: int) -> Path:
+    """A dbus-send on PATH that records its arguments and exits with ``exit_code``."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    script = bin_dir / "dbus-send"
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder}/dbus-args.txt"\nexit {exit_code}\n')
+    script.chmod(0o755)
+    return bin_dir
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop D-Bus call is the Linux path")
+@pytest.mark.parametrize("exit_code", [0, 1])
+def test_show_in_folder_selects_the_file_through_dbus_or_opens_the_folder(qtbot, tmp_path, monkeypatch,
+                                                                          exit_code):
+    opened = []
+    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setenv("PATH", str(fake_dbus_send(tmp_path, exit_code)))
+    target = tmp_path / "art dir" / "ü picture.png"
+    assert mainwindow.reveal_in_folder(str(target))
+    record = tmp_path / "dbus-args.txt"
+    qtbot.waitUntil(record.exists, timeout=5000)
+    args = record.read_text().splitlines()
+    assert "org.freedesktop.FileManager1.ShowItems" in args
+    assert f"array:string:{QUrl.fromLocalFile(str(target)).toString()}" in args
+    expected = [] if exit_code == 0 else [str(target.parent)]
+    qtbot.waitUntil(lambda: opened == expected, timeout=5000)
+    qtbot.wait(200)
+    assert opened == expected
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop D-Bus call is the Linux path")
+def test_show_in_folder_without_dbus_send_opens_the_folder(qtbot, tmp_path, monkeypatch):
+    opened = []
+    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    mainwindow.reveal_in_folder(str(tmp_path / "a.png"))
+    qtbot.waitUntil(lambda: opened == [str(tmp_path)], timeout=5000)
+
+
+def test_context_actions(qtbot, searched, art, monkeypatch, tmp_path):
     w = searched
     opened = []
     monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
@@ -229,9 +269,11 @@ def test_context_actions(qtbot, searched, art, monkeypatch):
     actions = dict((t, s) for t, s in w.result_actions(index) if t)
     assert list(actions) == ["More Like This", "Add to Moodboard", "Open", "Show in Folder", "Copy Path",
                              "Copy Image"]
+    monkeypatch.setenv("PATH", str(fake_dbus_send(tmp_path, exit_code=1)))
     actions["Open"]()
     actions["Show in Folder"]()
-    assert opened == [path, str(Path(path).parent)]
+    # The file manager call failed: the folder opens instead, without blocking the GUI.
+    qtbot.waitUntil(lambda: opened == [path, str(Path(path).parent)], timeout=5000)
     actions["Copy Path"]()
     assert QGuiApplication.clipboard().text() == path
     actions["Copy Image"]()
