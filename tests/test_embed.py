@@ -170,3 +170,21 @@ def test_without_model_the_bundled_trained_model_is_used(tmp_path, image_paths, 
     assert rows.shape == (3, Embedder(bundled, "cpu").dim)
     assert np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
     assert "untrained" not in capsys.readouterr().err
+
+
+def test_cpu_model_threads_leave_room_for_decoders_and_are_restored(monkeypatch):
+    import torch
+
+    from core.embedder import threads_beside_decoders
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    before = torch.get_num_threads()
+    cpu = torch.device("cpu")
+    with threads_beside_decoders(cpu, workers=1):
+        assert torch.get_num_threads() == max(1, before - 1)
+    assert torch.get_num_threads() == before
+    with threads_beside_decoders(cpu, workers=0):
+        assert torch.get_num_threads() == before
+    monkeypatch.setenv("OMP_NUM_THREADS", "7")
+    with threads_beside_decoders(cpu, workers=1):
+        assert torch.get_num_threads() == before
