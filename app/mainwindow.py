@@ -109,6 +109,7 @@ class MainWindow(QMainWindow):
         self.last_request: SearchRequest | None = None
         self.last_error: str | None = None
         self.library_error: str | None = None
+        self.model_missing = False  # no model could be loaded: the library waits for one
         self._last_search_at = 0.0
         self._last_status_at = 0.0
         self.setWindowTitle("ALADIN Style Browser")
@@ -400,6 +401,10 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.empty)
         if lib is None and self.library_error:
             self.empty.set_content("warning", "The library cannot be opened", self.library_error)
+        elif lib is None and self.model_missing:
+            self.empty.set_content("warning", "No style model",
+                                   "The library opens once a model is chosen: use the buttons above, "
+                                   "or Settings.")
         elif lib is None:
             self.empty.set_content("image", "Opening the library…", "")
         elif not has_roots and not indexing:
@@ -482,6 +487,7 @@ class MainWindow(QMainWindow):
             self.schedule_search()
 
     def _model_ready(self, state: ModelState) -> None:
+        self.model_missing = False
         device = state.device_label or state.device
         if not state.trained:
             self.model_label.setText(f"⚠ untrained baseline · {device}")
@@ -500,6 +506,7 @@ class MainWindow(QMainWindow):
         self.schedule_search()
 
     def _model_failed(self, message: str, no_trained: bool) -> None:
+        self.model_missing = True
         self.model_label.setText("No model")
         if no_trained:
             self.banner.show_message(

@@ -1,7 +1,7 @@
 """Render the app's main states offscreen into PNGs (``python -m app.screenshots --out docs``).
 
 Runs the real window on a generated collection (app/collection.py) with the
-untrained baseline model, in a throwaway library, config and cache, so it never
+bundled default model, in a throwaway library, config and cache, so it never
 touches the user's own. Dialogs are shown and grabbed the same way.
 """
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--size", default="1280x820", help="window size WxH")
-    parser.add_argument("--model", default="untrained-s", help="model for the results shots")
+    parser.add_argument("--model", default="", help="model for the results shots (default: the bundled model)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="aladin-shots-"))
     isolate(work)
@@ -95,12 +95,16 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         return window
 
-    # 1. no trained model installed
+    # 1. no trained model installed (an install without the bundled file)
+    from core import modelfile
+
+    bundled, modelfile.DEFAULT_MODEL = modelfile.DEFAULT_MODEL, work / "absent.safetensors"
     w = window_for("", "lib-empty")
     spin(lambda: w.banner.isVisible())
     settle(w)
     shot(w, "no-model")
     w.close()
+    modelfile.DEFAULT_MODEL = bundled
 
     # 2. first run with a model: the empty state
     w = window_for(args.model, "lib")
