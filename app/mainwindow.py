@@ -401,10 +401,10 @@ class MainWindow(QMainWindow):
         self.stack.setCurrentWidget(self.empty)
         if lib is None and self.library_error:
             self.empty.set_content("warning", "The library cannot be opened", self.library_error)
-        elif lib is None and self.model_missing:
+        elif self.model_missing:
             self.empty.set_content("warning", "No style model",
-                                   "The library opens once a model is chosen: use the buttons above, "
-                                   "or Settings.")
+                                   "Images can be indexed and searched once a model is chosen: use the "
+                                   "buttons above, or Settings.")
         elif lib is None:
             self.empty.set_content("image", "Opening the library…", "")
         elif not has_roots and not indexing:

@@ -337,7 +337,7 @@ def test_no_trained_model_offers_a_way_out(qtbot, tmp_path, monkeypatch):
                     timeout=20000)
     labels = [w.banner.buttons.itemAt(i).widget().text() for i in range(w.banner.buttons.count())]
     assert labels == ["Choose Model File…", "Use Untrained Baseline"]
-    assert "No style model" in w.empty.title.text()
+    qtbot.waitUntil(lambda: w.empty.title.text() == "No style model", timeout=5000)
     with qtbot.waitSignal(w.engine.model_ready, timeout=20000):
         w.banner.buttons.itemAt(1).widget().click()
     assert w.settings.get("model") == MODEL_BASELINE
