@@ -59,12 +59,9 @@ def reveal_in_folder(path: str, parent: QObject | None = None) -> bool:
         return QProcess.startDetached("open", ["-R", path])[0]
     folder = QUrl.fromLocalFile(str(Path(path).parent))
     proc = QProcess(parent)
-    done = []
 
     def fall_back(failed: bool) -> None:
-        if done:
-            return
-        done.append(True)
+        # A process that fails to start emits no finished(); one that ran emits it once.
         if failed:
             open_external(folder)
         proc.deleteLater()

@@ -9,8 +9,8 @@ cheap and can be refitted on a user's collection without re-embedding.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
 import os
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -32,7 +32,7 @@ def threads_beside_decoders(device: torch.device, workers: int):
 
     Torch's default (one intra-op thread per core) oversubscribes the CPU once
     decoders run beside it: measured on 2 cores, indexing went from 20.2 to
-    23.2 images/s with one model thread beside one decoder (bench/index_throughput.py).
+    about 24 images/s with one model thread beside one decoder (bench/index_throughput.py).
     An explicit OMP_NUM_THREADS is the user's choice and is left alone.
     """
     if device.type != "cpu" or workers < 1 or "OMP_NUM_THREADS" in os.environ:

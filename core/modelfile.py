@@ -167,12 +167,13 @@ def load_model_file(path: str | Path) -> LoadedModel:
     info = _read_info(meta, path)
     net = build_model(info.config())
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+    mismatch = ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network")
     try:
         missing, unexpected = net.load_state_dict(weights, strict=not info.search_only)
     except RuntimeError as exc:
-        raise ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network") from exc
+        raise mismatch from exc
     if unexpected or any(k.startswith(SEARCH_PARTS) for k in missing):
-        raise ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network")
+        raise mismatch
     post = None
     if "post.mean" in tensors:
         post = PostProcess(mean=tensors["post.mean"].numpy(), scale=tensors["post.scale"].numpy())

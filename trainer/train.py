@@ -379,8 +379,9 @@ class Trainer:
 
     def _out_of_time(self, started: float) -> bool:
         """Same answer on every rank, so no rank waits in a collective for one that stopped."""
-        over = bool(self.args.max_minutes) and time.time() - started > 60 * self.args.max_minutes
-        return distributed.broadcast_flag(over, self.dist) if self.args.max_minutes else False
+        if not self.args.max_minutes:
+            return False
+        return distributed.broadcast_flag(time.time() - started > 60 * self.args.max_minutes, self.dist)
 
     def fit(self) -> dict | None:
         a = self.args
