@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from trainer.cli import main
@@ -31,6 +32,7 @@ def test_group_norm_keeps_logit_accumulation_exact():
         torch.testing.assert_close(p.grad, reference[name], rtol=1e-3, atol=1e-4 * scale + 1e-8, msg=name)
 
 
+@pytest.mark.usefixtures("training_torch")
 def test_resnet_baseline_trains_and_fuses_with_aladin(tmp_path, capsys):
     data = write_style_set(tmp_path / "data", groups=12, per_group=4, size=36, seed=3)
     run = tmp_path / "rn"
