@@ -1,10 +1,16 @@
-"""The ``aladin`` entry point: GUI dispatch and known-error handling."""
+"""The ``aladin`` entry point: GUI dispatch and the known-error handling all three tools share."""
 
 from __future__ import annotations
 
-import app.main
+import pytest
 
-from core.cli import main
+import app.main
+from app.launcher import main
+from core.cli import main as core_main
+from core.cli.runner import run_command
+from core.errors import LibraryBusyError
+from trainer.cli import main as trainer_main
+from trainer.corpora.__main__ import main as corpora_main
 
 
 def test_gui_command_passes_the_library_folder(monkeypatch, tmp_path):
@@ -15,8 +21,46 @@ def test_gui_command_passes_the_library_folder(monkeypatch, tmp_path):
     assert seen == [["--library", str(tmp_path)], []]
 
 
+def test_the_engine_command_line_has_no_gui_of_its_own(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        core_main([])
+    assert exit_.value.code == 2 and "required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        core_main(["gui"])
+
+
 def test_known_errors_are_one_line_with_status_2(tmp_path, capsys):
     missing = tmp_path / "absent.txt"
     code = main(["embed", "--paths-from", str(missing), "--out", str(tmp_path / "o.npy"), "--model", "untrained-s"])
     err = capsys.readouterr().err
     assert code == 2 and "cannot read the path list" in err and err.count("aladin: error") == 1
+
+
+@pytest.mark.parametrize("tool, argv, prefix", [
+    (trainer_main, ["eval", "--data", "{missing}", "--baseline", "colour"], "trainer: error:"),
+    (corpora_main, ["unpack", "{missing}", "{out}"], "python -m trainer.corpora: error:"),
+])
+def test_every_tool_reports_known_errors_the_same_way(tool, argv, prefix, tmp_path, capsys):
+    argv = [a.format(missing=tmp_path / "absent", out=tmp_path / "out") for a in argv]
+    assert tool(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(prefix), err
+
+
+def test_runner_maps_interrupts_and_keeps_bugs_loud(capsys):
+    def busy():
+        raise LibraryBusyError("library X is busy")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    def bug():
+        raise ZeroDivisionError
+
+    assert run_command("tool", lambda: 0) == 0 and run_command("tool", lambda: None) == 0
+    assert run_command("tool", busy) == 2
+    assert run_command("tool", interrupted, interrupted="stopped; run again to resume") == 130
+    err = capsys.readouterr().err
+    assert "tool: error: library X is busy" in err and "tool: stopped; run again to resume" in err
+    with pytest.raises(ZeroDivisionError):
+        run_command("tool", bug)

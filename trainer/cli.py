@@ -8,18 +8,13 @@ exit status 2, as in the ``aladin`` command.
 from __future__ import annotations
 
 import argparse
-import importlib
-import logging
-import sys
 from collections.abc import Sequence
 
-from core.errors import AladinError
+from core.cli.runner import run_command
 from core.logs import setup_logging
+from trainer import evaluate, export, gallery, prepare, train
 
-log = logging.getLogger("trainer")
-
-COMMAND_MODULES = ("trainer.train", "trainer.evaluate", "trainer.export", "trainer.prepare",
-                   "trainer.gallery")
+COMMAND_MODULES = (train, evaluate, export, prepare, gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Train, fine-tune, evaluate and export ALADIN style models.")
     parser.add_argument("-v", "--verbose", action="store_true", help="print info messages on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
@@ -39,12 +34,4 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        return int(args.func(args) or 0)
-    except AladinError as exc:
-        log.debug("known error", exc_info=True)
-        print(f"trainer: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("trainer: interrupted (resume with --resume)", file=sys.stderr)
-        return 130
+    return run_command("trainer", lambda: args.func(args), interrupted="interrupted (resume with --resume)")

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.cli.options import add_model_options
 from core.embedder import Embedder
 from core.errors import AladinError
 from core.modelfile import load_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from core.cli import add_model_options
 
     p = sub.add_parser("embed", help="embed images listed in a file into a .npy array")
     p.add_argument("--paths-from", required=True, type=Path, metavar="FILE",

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from core.cli.options import add_model_options
 from core.embedder import Embedder
 from core.errors import LibraryError, QueryError
 from core.indexer import IndexSummary, cpu_split, index_folders
@@ -29,7 +30,6 @@ FAILURES_SHOWN = 20
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from core.cli import add_model_options
 
     p = sub.add_parser("index", help="add art folders to the library and bring it up to date")
     p.add_argument("folders", nargs="*", type=Path, metavar="FOLDER",
@@ -102,7 +102,6 @@ def _add_library_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_search_options(p: argparse.ArgumentParser) -> None:
-    from core.cli import add_model_options
 
     _add_library_option(p)
     add_model_options(p)

@@ -8,12 +8,15 @@ import json
 import sys
 from pathlib import Path
 
+from core.cli.runner import run_command
+from core.logs import setup_logging
 from trainer.corpora.build import BuildConfig, run_build
 from trainer.corpora.card import card_from, install_command
 from trainer.corpora.pack import pack, pack_info, unpack
 from trainer.corpora.provenance import package_info
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import SOURCE_NAMES, SOURCES
+from trainer.errors import DataError
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -47,24 +50,34 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _pack_commands(args: argparse.Namespace) -> int:
+def _sources(args: argparse.Namespace) -> int:
+    for source in SOURCES:
+        print(f"{source.name}:")
+        for name in source.packages:
+            p = package_info(name)
+            print(f"  {p.name} {p.version or '(not installed)'}  [{p.licence}]")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    print(card_from(args.corpus))
+    print(f"Install the sources: `{install_command()}`")
+    return 0
+
+
+def _unpack(args: argparse.Namespace) -> int:
+    manifest = unpack(args.archive, args.folder)
+    print(json.dumps({"manifest": str(manifest.resolve()), "origin_card": pack_info(args.folder)["origin_card"]}))
+    return 0
+
+
+def _pack(args: argparse.Namespace) -> int:
     from trainer.data import load_size_for
-    from trainer.errors import DataError
 
-    try:
-        if args.command == "unpack":
-            manifest = unpack(args.archive, args.folder)
-            print(json.dumps({"manifest": str(manifest.resolve()),
-                              "origin_card": pack_info(args.folder)["origin_card"]}))
-            return 0
+    def show(done, total):
+        print(f"\rpacked {done}/{total}", end="", file=sys.stderr, flush=True)
 
-        def show(done, total):
-            print(f"\rpacked {done}/{total}", end="", file=sys.stderr, flush=True)
-
-        result = pack(args.manifest, args.out, load_size_for(args.input_size), args.quality, args.workers, show)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    result = pack(args.manifest, args.out, load_size_for(args.input_size), args.quality, args.workers, show)
     print(file=sys.stderr)
     for path, reason in result.failed.items():
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -72,31 +85,19 @@ def _pack_commands(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.command == "sources":
-        for source in SOURCES:
-            print(f"{source.name}:")
-            for name in source.packages:
-                p = package_info(name)
-                print(f"  {p.name} {p.version or '(not installed)'}  [{p.licence}]")
-        return 0
-    if args.command == "card":
-        print(card_from(args.corpus))
-        print(f"Install the sources: `{install_command()}`")
-        return 0
-    if args.command in ("pack", "unpack"):
-        return _pack_commands(args)
-    if args.command == "check":
-        bad = 0
-        with open(args.manifest, newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                reason = reserved_reason(row["path"])
-                if reason:
-                    bad += 1
-                    print(reason, file=sys.stderr)
-        print(f"{bad} reserved rows")
-        return 1 if bad else 0
+def _check(args: argparse.Namespace) -> int:
+    bad = 0
+    with open(args.manifest, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            reason = reserved_reason(row["path"])
+            if reason:
+                bad += 1
+                print(reason, file=sys.stderr)
+    print(f"{bad} reserved rows")
+    return 1 if bad else 0
+
+
+def _build(args: argparse.Namespace) -> int:
     sources = tuple(s for s in args.sources.split(",") if s)
     cfg = BuildConfig(out=args.out, seed=args.seed, size=args.size, max_per_group=args.max_per_group,
                       min_per_group=args.min_per_group, limit=args.limit, sources=sources, root=args.root,
@@ -109,11 +110,19 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = run_build(cfg, show)
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise DataError(str(exc)) from exc
     print(json.dumps({"groups": result.groups, "images": result.images, "seconds": result.seconds,
                       "per_source": result.per_source, "manifest": str((args.out / "manifest.csv").resolve())}, indent=1))
     return 0
+
+
+COMMANDS = {"build": _build, "sources": _sources, "card": _card, "check": _check, "pack": _pack, "unpack": _unpack}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    setup_logging(False)
+    return run_command("python -m trainer.corpora", lambda: COMMANDS[args.command](args))
 
 
 if __name__ == "__main__":
