@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import platformdirs
 from PIL import Image
 from PySide6.QtCore import QMimeData
 from PySide6.QtGui import QImage
+
+from core.files import atomic_path
+from core.paths import pasted_dir
 
 WEB_SCHEMES = ("http", "https", "ftp")
 
@@ -28,10 +30,6 @@ def image_suffixes() -> frozenset[str]:
     """File name endings Pillow can open. The first call imports every Pillow plugin
     (a few hundred ms), so the engine warms this up off the GUI thread at start."""
     return frozenset(ext.lower() for ext in Image.registered_extensions())
-
-
-def pasted_dir() -> Path:
-    return Path(platformdirs.user_data_dir("aladin")) / "pasted"
 
 
 @dataclass
@@ -94,8 +92,7 @@ def save_pasted(image: QImage, folder: Path | None = None) -> str:
     digest = hashlib.sha1(bytes(image.constBits())).hexdigest()[:16]
     target = folder / f"pasted-{digest}.png"
     if not target.exists():
-        tmp = folder / f".{target.name}.tmp"
-        if not image.save(str(tmp), "PNG"):
-            raise OSError(f"could not write {tmp}")
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            if not image.save(str(tmp), "PNG"):
+                raise OSError(f"could not write {tmp}")
     return str(target)

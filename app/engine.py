@@ -3,6 +3,8 @@ the searcher, and runs every ``core`` job in a worker thread.
 
 Nothing here computes anything itself; it sequences ``core`` calls and turns
 their results and known errors (``core.errors.AladinError``) into signals.
+Every database read (status, moodboards, opening a searcher) runs in a worker
+too, so the GUI thread only ever receives data and never waits on the disk.
 Searches are "latest wins": while one runs, newer requests replace each other
 and only the newest is started next, so typing-speed edits to a moodboard never
 pile up work.
@@ -11,6 +13,7 @@ pile up work.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,8 +59,8 @@ def describe_error(exc: BaseException) -> str:
 def _open_library(folder: str | None):
     from core.library import Library
 
-    # Import the engine's heavier modules here, off the GUI thread, so that the
-    # GUI's later ``from core.search import ...`` is a dictionary lookup.
+    # Load here, off the GUI thread, what would otherwise load on first use: the search and
+    # indexing modules, and the image suffixes that every drop on the GUI thread reads.
     import core.indexer  # noqa: F401
     import core.search  # noqa: F401
     from app.dropping import image_suffixes
@@ -91,14 +94,60 @@ def _index_in_thread(library, folders, embedder, **options):
     return (yield from index_folders(library, folders, embedder, **options))
 
 
-def _run_search(searcher, request: SearchRequest):
+def _open_searcher(library, embedder):
+    """A :class:`core.search.Searcher`; it reads the library's model record, so it runs in a worker.
+
+    Raises:
+        LibraryError: the library holds no vectors yet.
+        ModelMismatchError: the library was indexed with another model.
+    """
+    from core.search import Searcher
+
+    return Searcher(library, embedder)
+
+
+def _query_items(entries: list[MoodboardEntry]) -> list[QueryItem]:
+    return [QueryItem(path=e.path, weight=e.weight, negative=e.negative) for e in entries]
+
+
+def _run_search(searcher, library, embedder, request: SearchRequest):
+    """Answer ``request``; returns the searcher used, with the results.
+
+    Without a searcher one is opened first: an empty library may have gained its
+    first vectors since the last try.
+    """
+    searcher = searcher or _open_searcher(library, embedder)
     filters = request.filters
     positive = [e for e in request.entries if not e.negative]
     if len(request.entries) == 1 and positive and positive[0].image_id is not None:
         # "More like this" on a result: the stored vector answers without decoding anything.
-        return searcher.more_like(positive[0].image_id, filters)
-    items = [QueryItem(path=e.path, weight=e.weight, negative=e.negative) for e in request.entries]
-    return searcher.search(items, filters)
+        return searcher, searcher.more_like(positive[0].image_id, filters)
+    return searcher, searcher.search(_query_items(request.entries), filters)
+
+
+def _read_status(library):
+    return library.status(), library.failures()
+
+
+def _save_moodboard(library, name: str, entries: list[MoodboardEntry]) -> list[str]:
+    library.save_moodboard(name, _query_items(entries))
+    return library.moodboards()
+
+
+def _load_moodboard(library, name: str) -> tuple[list[MoodboardEntry], list[str]]:
+    """The board's entries, and the paths of those whose file is gone (checked here, off the GUI thread)."""
+    entries = [MoodboardEntry(i.path, float(i.weight), bool(i.negative)) for i in library.load_moodboard(name)]
+    return entries, [e.path for e in entries if not os.path.exists(e.path)]
+
+
+def _rename_moodboard(library, old: str, new: str) -> list[str]:
+    library.rename_moodboard(old, new)
+    return library.moodboards()
+
+
+def _delete_moodboard(library, name: str) -> list[str]:
+    library.delete_moodboard(name)
+    return library.moodboards()
 
 
 class Engine(QObject):
@@ -107,15 +156,23 @@ class Engine(QObject):
         library_failed(str): the library could not be opened.
         model_ready(object): a :class:`ModelState` for the model now in use.
         model_failed(str, bool): message, and whether the cause is "no trained model installed".
-        index_started(list): folders being indexed.
+        index_started(list): folders being indexed ([]: every root is rescanned).
         index_progress(object): a ``core.indexer.IndexProgress``.
         index_finished(object, bool): the ``IndexSummary`` (or None) and whether it was cancelled.
         index_failed(str): indexing stopped with an error ("" when model_mismatch explains it).
         results(object, list): the request answered and its ``SearchResult`` list.
         search_failed(str): the newest search failed.
-        library_changed(): roots, images or moodboards changed.
+        library_changed(): roots or images changed.
         model_mismatch(str): the library was indexed with another model than the one loaded.
-        failed(str): a library operation (removing a folder) failed.
+        status_read(object): a ``core.library.LibraryStatus``, answering :meth:`read_status`.
+        failures_read(list): the unreadable files (``core.library.Failure``), right after each status.
+        moodboards_read(list): the saved moodboards' names, after a read or any change to them.
+        moodboard_loaded(str, list, list): a saved moodboard's name, its :class:`MoodboardEntry` list
+            and the paths of entries whose file is missing.
+        moodboard_saved(str): a moodboard was saved under this name.
+        moodboard_renamed(str, str): a saved moodboard's old and new name.
+        moodboard_deleted(str): the saved moodboard of this name is gone.
+        failed(str): a library operation (a read, removing a folder, a moodboard change) failed.
     """
 
     library_ready = Signal()
@@ -130,6 +187,13 @@ class Engine(QObject):
     search_failed = Signal(str)
     library_changed = Signal()
     model_mismatch = Signal(str)
+    status_read = Signal(object)
+    failures_read = Signal(list)
+    moodboards_read = Signal(list)
+    moodboard_loaded = Signal(str, list, list)
+    moodboard_saved = Signal(str)
+    moodboard_renamed = Signal(str, str)
+    moodboard_deleted = Signal(str)
     failed = Signal(str)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -147,13 +211,13 @@ class Engine(QObject):
         self._index_worker: Worker | None = None
         self._index_cancel = threading.Event()
         self._queued_folders: list[str] = []
+        self._rescan_queued = False
         self._search_worker: Worker | None = None
         self._pending: SearchRequest | None = None
         self._model_worker: Worker | None = None
         self._model_request: tuple[str, str] | None = None
         self.model_request: tuple[str, str] | None = None
         self.last_progress = None
-        self.searcher_error: str | None = None
         # Extra keyword arguments for ``core.indexer.index_folders`` (tests pass workers=0).
         self.index_options: dict[str, Any] = {}
         # Index in a child process (see app/index_process.py); tests index in a thread for speed.
@@ -168,11 +232,64 @@ class Engine(QObject):
         if self.library is not None:
             self.library.close()
         self.library = library
-        self._make_searcher()
+        self._open_searcher()
         self.library_ready.emit()
 
-    def roots(self) -> list[str]:
-        return [r.path for r in self.library.roots()] if self.library is not None else []
+    @property
+    def library_open(self) -> bool:
+        return self.library is not None
+
+    def read_status(self) -> None:
+        """Read counts, roots and unreadable files; they arrive as ``status_read``, then ``failures_read``."""
+        self._library_job(_read_status, returned=self._status_arrived)
+
+    def _status_arrived(self, read: tuple) -> None:
+        status, failures = read
+        self.status_read.emit(status)
+        self.failures_read.emit(failures)
+
+    def remove_root(self, path: str) -> None:
+        """Forget a root and its vectors (the library refuses while indexing runs)."""
+        self._library_job(lambda library: library.remove_root(path), returned=lambda _n: self.library_changed.emit())
+
+    # -- moodboards ---------------------------------------------------------------------
+    def read_moodboards(self) -> None:
+        """The saved moodboards' names arrive as ``moodboards_read``."""
+        self._library_job(lambda library: library.moodboards(), returned=self.moodboards_read.emit)
+
+    def save_moodboard(self, name: str, entries: list[MoodboardEntry]) -> None:
+        """Save (or replace) a board; answers with ``moodboards_read``, then ``moodboard_saved``."""
+        self._library_job(_save_moodboard, name, entries,
+                          returned=lambda names, n=name: self._moodboards_changed(names, self.moodboard_saved, n))
+
+    def load_moodboard(self, name: str) -> None:
+        """A saved board's entries arrive as ``moodboard_loaded``."""
+        self._library_job(_load_moodboard, name,
+                          returned=lambda loaded, n=name: self.moodboard_loaded.emit(n, *loaded))
+
+    def rename_moodboard(self, old: str, new: str) -> None:
+        """Answers with ``moodboards_read``, then ``moodboard_renamed``."""
+        self._library_job(_rename_moodboard, old, new, returned=lambda names, o=old, n=new.strip():
+                          self._moodboards_changed(names, self.moodboard_renamed, o, n))
+
+    def delete_moodboard(self, name: str) -> None:
+        """Answers with ``moodboards_read``, then ``moodboard_deleted``."""
+        self._library_job(_delete_moodboard, name,
+                          returned=lambda names, n=name: self._moodboards_changed(names, self.moodboard_deleted, n))
+
+    def _moodboards_changed(self, names: list[str], signal, *args: str) -> None:
+        self.moodboards_read.emit(names)
+        signal.emit(*args)
+
+    def _library_job(self, func, *args, returned) -> None:
+        """Run ``func(library, *args)`` off the GUI thread; errors become ``failed`` messages.
+
+        Without an open library there is nothing to read or change, and nothing happens.
+        """
+        if self.library is None:
+            return
+        run_in_thread(func, self.library, *args, pool=self.pool, context=self, returned=returned,
+                      errored=lambda e: self.failed.emit(describe_error(e)))
 
     # -- model ----------------------------------------------------------------------
     def load_model(self, spec: str, device: str) -> None:
@@ -198,7 +315,7 @@ class Engine(QObject):
                                       device=str(embedder.device), device_label=label)
         self.searcher = None
         self.model_ready.emit(self.model_state)
-        self._make_searcher()  # after model_ready: a mismatch message must be the last word
+        self._open_searcher()  # answers after model_ready: a mismatch message is the last word
 
     def _model_load_failed(self, exc: BaseException) -> None:
         self.embedder = None
@@ -212,25 +329,43 @@ class Engine(QObject):
         if self._model_request is not None:
             self._start_model_load()
 
-    def _make_searcher(self) -> None:
-        """A searcher for the library with the loaded model; an empty library has none yet."""
-        self.searcher = None
-        self.searcher_error = None
-        if self.library is None or self.embedder is None:
-            return
-        from core.search import Searcher
-
-        try:
-            self.searcher = Searcher(self.library, self.embedder)
-        except ModelMismatchError as exc:
-            self.searcher_error = str(exc)
-            self.model_mismatch.emit(str(exc))
-        except AladinError as exc:  # an empty library: nothing to search until a folder is indexed
-            self.searcher_error = str(exc)
+    @property
+    def has_model(self) -> bool:
+        return self.embedder is not None
 
     @property
     def ready(self) -> bool:
         return self.library is not None and self.embedder is not None
+
+    # -- searcher -------------------------------------------------------------------------
+    def _open_searcher(self) -> None:
+        """Open a searcher for the library with the loaded model, in a worker.
+
+        An empty library has none yet; a library of another model's vectors
+        reports ``model_mismatch``. An answer that arrives after the library or
+        the model changed is dropped.
+        """
+        self.searcher = None
+        if not self.ready:
+            return
+        library, embedder = self.library, self.embedder
+        run_in_thread(_open_searcher, library, embedder, pool=self.pool, context=self,
+                      returned=lambda searcher: self._adopt_searcher(library, embedder, searcher),
+                      errored=lambda exc: self._searcher_failed(library, embedder, exc))
+
+    def _adopt_searcher(self, library, embedder, searcher) -> None:
+        """Keep ``searcher`` unless the library or model changed, or another one (maybe with its index loaded) won."""
+        if library is self.library and embedder is self.embedder and self.searcher is None:
+            self.searcher = searcher
+
+    def _searcher_failed(self, library, embedder, exc: BaseException) -> None:
+        message = describe_error(exc)  # an empty library is a known error: nothing to search yet
+        if isinstance(exc, ModelMismatchError) and library is self.library and embedder is self.embedder:
+            self.model_mismatch.emit(message)
+
+    @property
+    def has_searcher(self) -> bool:
+        return self.searcher is not None
 
     # -- indexing -----------------------------------------------------------------------
     @property
@@ -240,14 +375,16 @@ class Engine(QObject):
     def index(self, folders: list[str] | None = None, switch_model: bool = False) -> bool:
         """Index ``folders`` (added as roots), or rescan every root when None.
 
-        While a run is going, new folders wait and start when it ends. Returns
-        False when there is no library or model to index with.
+        The indexer reads the roots itself, in its worker. While a run is going,
+        new folders (or a rescan) wait and start when it ends. Returns False when
+        there is no library or model to index with.
         """
         if not self.ready:
             return False
-        folders = [str(Path(f)) for f in (folders if folders is not None else self.roots())]
+        folders = [str(Path(f)) for f in folders or []]  # [] is core's "every root"
         if self.indexing:
             self._queued_folders += [f for f in folders if f not in self._queued_folders]
+            self._rescan_queued = self._rescan_queued or not folders
             return True
         self._index_cancel.clear()
         self.last_progress = None
@@ -272,6 +409,7 @@ class Engine(QObject):
     def cancel_index(self) -> None:
         """Stop after the batch in flight; everything committed so far stays (resume = index again)."""
         self._queued_folders.clear()
+        self._rescan_queued = False
         self._index_cancel.set()
 
     def _index_progress(self, progress) -> None:
@@ -292,21 +430,21 @@ class Engine(QObject):
     def _index_done(self) -> None:
         self._index_worker = None
         if self.searcher is None:  # a searcher already open keeps its index and patches it itself
-            self._make_searcher()
+            self._open_searcher()
         self.library_changed.emit()
-        if self._queued_folders:  # asked for after any cancel (cancel_index empties the queue)
+        # Asked for after any cancel (cancel_index empties the queue). New folders go first;
+        # a queued rescan then covers every root, those new ones included.
+        if self._queued_folders:
             folders, self._queued_folders = self._queued_folders, []
             self.index(folders)
+        elif self._rescan_queued:
+            self._rescan_queued = False
+            self.index(None)
 
     def wait_index(self, msecs: int = 60000) -> bool:
         """Tests and scripts: wait until the indexing thread has finished."""
         worker = self._index_worker
         return worker is None or worker.done.wait(msecs / 1000)
-
-    def remove_root(self, path: str) -> None:
-        run_in_thread(self.library.remove_root, path, pool=self.pool, context=self,
-                      returned=lambda _n: self.library_changed.emit(),
-                      errored=lambda e: self.failed.emit(describe_error(e)))
 
     # -- search --------------------------------------------------------------------------
     def search(self, request: SearchRequest) -> None:
@@ -316,23 +454,26 @@ class Engine(QObject):
 
     def _start_search(self) -> None:
         request, self._pending = self._pending, None
-        if self.searcher is None:
-            self._make_searcher()  # the library may have gained its first vectors meanwhile
-        if self.searcher is None:
-            self.search_failed.emit(self.model_error or self.searcher_error or "The library is not open yet.")
+        if not self.ready:
+            self.search_failed.emit(self.model_error or "The library is not open yet.")
             return
+        library, embedder = self.library, self.embedder
         self._search_worker = run_in_thread(
-            _run_search, self.searcher, request, pool=self.pool, context=self,
-            returned=lambda res, r=request: self._search_returned(r, res),
+            _run_search, self.searcher, library, embedder, request, pool=self.pool, context=self,
+            returned=lambda answer, r=request: self._search_returned(library, embedder, r, *answer),
             errored=self._search_errored, finished=self._search_done)
 
-    def _search_returned(self, request: SearchRequest, results: list) -> None:
+    def _search_returned(self, library, embedder, request: SearchRequest, searcher, results: list) -> None:
+        self._adopt_searcher(library, embedder, searcher)
         if self._pending is None:  # a newer request makes this answer stale
             self.results.emit(request, list(results))
 
     def _search_errored(self, exc: BaseException) -> None:
+        message = describe_error(exc)
+        if isinstance(exc, ModelMismatchError):  # opening the searcher found another model's vectors
+            self.model_mismatch.emit(message)
         if self._pending is None:
-            self.search_failed.emit(describe_error(exc))
+            self.search_failed.emit(message)
 
     def _search_done(self) -> None:
         self._search_worker = None
@@ -342,15 +483,6 @@ class Engine(QObject):
     @property
     def searching(self) -> bool:
         return self._search_worker is not None or self._pending is not None
-
-    # -- small library reads, run on a worker so a busy disk never stalls the GUI -------
-    def call(self, func, *args, returned=None, errored=None, context: QObject | None = None) -> Worker:
-        """Run a quick library call off the GUI thread; errors go to ``errored`` as messages.
-
-        Slots are skipped once ``context`` (default: the engine) is destroyed.
-        """
-        return run_in_thread(func, *args, pool=self.pool, context=context or self, returned=returned,
-                             errored=(lambda e: errored(describe_error(e))) if errored else None)
 
     def shutdown(self) -> None:
         self.cancel_index()

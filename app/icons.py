@@ -2,7 +2,7 @@
 
 The SVGs use ``currentColor``; it is replaced with the palette's colour when an
 icon is made, so the same files serve light and dark themes. Icons are rebuilt
-when the palette changes (the window calls :func:`clear`).
+when the palette changes (the window calls :func:`retint`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Every user option, declared once with its default (the idea of Picard's options.py).
 
-Values live in an INI file in the user's config folder (``platformdirs``, so
-``XDG_CONFIG_HOME`` moves it, which the tests rely on). Reading an option that
+Values live in an INI file in the user's config folder (:func:`core.paths.config_file`,
+so ``XDG_CONFIG_HOME`` moves it, which the tests rely on). Reading an option that
 was never written, or that holds garbage from an older version, gives the
 declared default rather than an exception.
 """
@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 from PySide6.QtCore import QByteArray, QSettings
 
-APP_NAME = "aladin"
+from core.paths import config_file
+
 DEVICES = ("auto", "cpu")  # plus "cuda:N" for each detected GPU
 MODEL_DEFAULT = ""  # empty: the bundled default model
 MODEL_BASELINE = "untrained-s"
@@ -44,10 +44,6 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("window/state", QByteArray(), "main window dock and toolbar state (Qt's saveState)"),
     Option("window/splitter", QByteArray(), "moodboard/results splitter state"),
 )}
-
-
-def config_file() -> Path:
-    return Path(platformdirs.user_config_dir(APP_NAME)) / "aladin.ini"
 
 
 class Settings:

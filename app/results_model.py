@@ -43,6 +43,10 @@ class ResultsModel(QAbstractListModel):
     def results(self) -> list[Any]:
         return list(self._rows)
 
+    def image_ids(self, paths: list[str]) -> dict[str, int]:
+        """Image ids of those ``paths`` that are results here (dragged back in), so search can reuse vectors."""
+        return {p: self._rows[self._by_path[p][0]].image_id for p in paths if p in self._by_path}
+
     def rowCount(self, parent: Index = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._rows)
 

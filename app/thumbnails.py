@@ -8,8 +8,8 @@ so while the user scrolls fast through thousands of results, the tiles now on
 screen load first and tiles scrolled past are dropped.
 
 Disk thumbnails are keyed by path, size and mtime, so an edited file gets a new
-one; they are written with ``mkstemp`` + ``os.replace`` so a crash never leaves
-a half-written thumbnail that later reads as valid.
+one; they are written with :func:`core.files.atomic_write` so a crash never
+leaves a half-written thumbnail that later reads as valid.
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 
-import platformdirs
 from PIL import Image
 from PySide6.QtCore import QObject, QRectF, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPainter, QPainterPath, QPixmap
 
 from core.errors import ImageError
+from core.files import atomic_write
 from core.images import decode
+from core.paths import cache_dir
 from app.workers import Worker, guarded
 
 log = logging.getLogger(__name__)
@@ -38,8 +38,8 @@ CORNER = 3.0
 CACHE_LIMIT = 512 * 1024 * 1024
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("ALADIN_CACHE_DIR") or platformdirs.user_cache_dir("aladin")) / "thumbnails"
+def thumbnail_dir() -> Path:
+    return cache_dir() / "thumbnails"
 
 
 def cache_key(path: str) -> str | None:
@@ -56,16 +56,11 @@ def pil_to_qimage(img: Image.Image) -> QImage:
     return QImage(data, img.width, img.height, img.width * 3, QImage.Format.Format_RGB888).copy()
 
 
-def write_atomic(img: Image.Image, target: Path) -> None:
+def write_thumbnail(img: Image.Image, target: Path) -> None:
+    """Not synced to disk: the cache is rebuilt on demand, and a sync per tile would slow scrolling."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            img.save(fh, format="JPEG", quality=88)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(target, fsync=False) as fh:
+        img.save(fh, format="JPEG", quality=88)
 
 
 def load_thumbnail(path: str, edge: int, folder: Path | None = None) -> QImage:
@@ -74,7 +69,7 @@ def load_thumbnail(path: str, edge: int, folder: Path | None = None) -> QImage:
     Raises:
         ImageError: the file cannot be decoded (the tile shows a broken marker).
     """
-    folder = folder or cache_dir()
+    folder = folder or thumbnail_dir()
     key = cache_key(path)
     cached = folder / key[:2] / f"{key}.jpg" if key else None
     image = QImage(str(cached)) if cached is not None and cached.is_file() else QImage()
@@ -83,7 +78,7 @@ def load_thumbnail(path: str, edge: int, folder: Path | None = None) -> QImage:
         img.thumbnail((DISK_EDGE, DISK_EDGE), Image.Resampling.LANCZOS)
         if cached is not None:
             try:
-                write_atomic(img, cached)
+                write_thumbnail(img, cached)
             except OSError as exc:  # a full or read-only cache only costs speed
                 log.info("thumbnail cache not written (%s)", exc)
         image = pil_to_qimage(img)
@@ -115,7 +110,7 @@ def prune_cache(folder: Path | None = None, limit: int = CACHE_LIMIT) -> int:
     Runs once at start-up in a pool thread. Thumbnails of edited or moved files
     are never read again, so without this the cache would only grow.
     """
-    folder = folder or cache_dir()
+    folder = folder or thumbnail_dir()
     entries = []
     for path in folder.glob("*/*.jpg"):
         try:

@@ -57,7 +57,7 @@ def _model_pass(embedder: Embedder, pixels: np.ndarray) -> float:
 def run_embed(paths: list[str], folder: Path, model: str, workers: int | None) -> float:
     listing = folder / "list.txt"
     listing.write_text("\n".join(paths) + "\n")
-    cmd = [sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out", str(folder / "out.npy"),
+    cmd = [sys.executable, "-m", "app.launcher", "embed", "--paths-from", str(listing), "--out", str(folder / "out.npy"),
            "--model", model]
     if workers is not None:
         cmd += ["--workers", str(workers)]

@@ -1,7 +1,7 @@
 """How long can the GUI's event loop stall while indexing and searching?
 
 Runs the real main window offscreen on a generated collection, with an
-:class:`app.probe.EventLoopProbe` (a 10 ms timer) measuring the gap between
+:class:`bench.probe.EventLoopProbe` (a 10 ms timer) measuring the gap between
 ticks. Phase 1 indexes the collection while the script keeps searching and
 scrolling the grid, as a user would; phase 2 runs a series of moodboard edits
 (add, weight, negative, more like this) each followed by a scroll through the
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of the GUI thread here")
     args = parser.parse_args(argv)
 
-    from app.screenshots import isolate
+    from bench.screenshots import isolate
 
     work = Path(tempfile.mkdtemp(prefix="aladin-bench-gui-"))
     isolate(work)
@@ -45,13 +45,13 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QEventLoop, QMimeData, QTimer, QUrl
     from PySide6.QtWidgets import QApplication
 
-    from app.collection import make_collection
     from app.engine import Engine
     from app.mainwindow import MainWindow
     from app.moodboard_model import MoodboardEntry
     from app.options import Settings
-    from app.probe import EventLoopProbe
     from app.roles import NegativeRole, WeightRole
+    from bench.collection import make_collection
+    from bench.probe import EventLoopProbe
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     w_px, h_px = (int(v) for v in args.size.split("x"))
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     engine.results.connect(lambda req, res: results_seen.append(len(res)))
     probe.start()
     t0 = time.perf_counter()
-    window.add_folders([str(work / "art")])
+    window.library.add_folders([str(work / "art")])
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(paths[0]))])
     window.accept_mime(mime)
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         if engine.indexing:
             window.moodboard.setData(window.moodboard.index(0), 1.0 + (searches_during % 3) * 0.5, WeightRole)
             searches_during += 1
-            scroll_through(window.view, 0.5)
+            scroll_through(window.ui.view, 0.5)
     index_s = time.perf_counter() - t0
     probe.stop()
     indexing = probe.summary()
@@ -157,10 +157,10 @@ def main(argv: list[str] | None = None) -> int:
             window.moodboard.setData(first, 0.5 if window.moodboard.data(first, WeightRole) == 2.0 else 2.0,
                                      WeightRole)
         else:
-            window.more_like_this(window.results.index(i % max(1, window.results.rowCount())))
+            window.result_actions.more_like_this(window.results.index(i % max(1, window.results.rowCount())))
         wait_for(lambda b=before: len(results_seen) > b and not engine.searching, 60)
         latencies.append((time.perf_counter() - t) * 1000)
-        scroll_through(window.view, 0.5)
+        scroll_through(window.ui.view, 0.5)
     probe.stop()
     searching = probe.summary()
     searching["stalls"] = [describe(stall) for stall in probe.stalls]

@@ -125,14 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--tree", type=Path, default=None)
     p.add_argument("--torch-threads", type=int, default=None,
-                   help="torch intra-op threads for the model (default: torch's own choice, one per core)")
+                   help="torch intra-op threads for the model (default: core.cpu.plan's split); set "
+                        "through OMP_NUM_THREADS, which the plan honours")
     args = p.parse_args(argv)
-    import torch
-
     if args.torch_threads:
-        torch.set_num_threads(args.torch_threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.torch_threads)  # before torch starts its thread pool
 
-    from core.decode import default_workers
+    from core.cpu import plan
     from core.embedder import Embedder
     from core.modelfile import load_model
 
@@ -143,16 +142,16 @@ def main(argv: list[str] | None = None) -> int:
     embedder = Embedder(load_model(args.model), device=args.device)
     decode_s = time_decode(paths, embedder.size)
     model_s = time_model(embedder)
-    workers = default_workers() if args.workers is None else args.workers
+    cpu = plan(device=embedder.device.type, decoders=args.workers)
     report = {
-        "machine": {"cpus": os.cpu_count(), "device": str(embedder.device), "torch_threads": torch.get_num_threads()},
+        "machine": {"cpus": os.cpu_count(), "device": str(embedder.device), "torch_threads": cpu.torch_threads},
         "tree": {"path": str(tree), "images": len(paths), "megabytes": round(sum(p.stat().st_size for p in paths) / 1e6),
                  "generated_s": round(made, 1)},
         "model": {"name": embedder.model.info.name, "input_size": embedder.size, "dim": embedder.dim},
         "decode_s_per_image_one_core": round(decode_s, 4),
         "model_s_per_image": round(model_s, 4),
         "decode_share_of_work": round(decode_s / (decode_s + model_s), 3),
-        "workers": workers,
+        "workers": cpu.decoders,
         "end_to_end": end_to_end(tree, embedder, args.workers, args.batch_size),
     }
     print(json.dumps(report, indent=1))

@@ -37,11 +37,11 @@ STYLES, VARIANTS, QUERIES, EMBED_SIZE = 2000, 50, 200, 32
 
 
 def bench_model():
-    from core.model import build_model
+    from core.model import ModelConfig, build_model
     from core.modelfile import BUILTIN_SEED, LoadedModel, ModelInfo
 
-    info = ModelInfo(name="bench-32px", input_size=EMBED_SIZE, trained=False)
-    return LoadedModel(net=build_model(info.config(), seed=BUILTIN_SEED).eval(), info=info, post=None,
+    info = ModelInfo(name="bench-32px", config=ModelConfig(input_size=EMBED_SIZE), trained=False)
+    return LoadedModel(net=build_model(info.config, seed=BUILTIN_SEED).eval(), info=info, post=None,
                        source="bench", checksum="bench-32px")
 
 
@@ -98,8 +98,8 @@ def percentiles(times: list[float]) -> dict:
 
 
 def exact_topk(corpus: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
-    """What core.index.ExactIndex does: sliced single-thread products, then argpartition."""
-    from core.index import scores, top_k
+    """What core.vector_index.ExactIndex does: sliced single-thread products, then argpartition."""
+    from core.vector_index import scores, top_k
 
     return top_k(np.arange(len(corpus)), scores(corpus, q.astype(np.float32)), k)[0]
 
@@ -143,12 +143,12 @@ def sweep(corpus: np.ndarray, query_sets: dict[str, np.ndarray], ms: list[int], 
 def engine_latency(raw: np.ndarray, post) -> dict:
     """The real Searcher on a library of len(raw) images (paths are fake; vectors are real)."""
     from PIL import Image
-    from sqlalchemy import insert
 
     from core.embedder import Embedder
-    from core.library import ImageRow, Library, ModelRow, RootRow, VectorRow, bump_generation
+    from core.library import Library
     from core.query import QueryItem, SearchFilters
     from core.search import Searcher
+    from core.writer import ImageFile
 
     model = bench_model()
     model.post = post
@@ -156,19 +156,16 @@ def engine_latency(raw: np.ndarray, post) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="aladin-search-bench-"))
     lib = Library.open(tmp / "lib")
     t = time.perf_counter()
-    now = time.time()
-    with lib.session.begin() as s:
-        s.add(RootRow(id=1, path=str(tmp / "art"), added_at=now))
-        s.add(ModelRow(id=1, name=model.info.name, version="1", dim=embedder.dim, checksum=model.checksum,
-                       which=embedder.which, source="bench", created_at=now))
-        seq = bump_generation(s)
+    root = lib.add_root(tmp / "art")
+    with lib.writer() as w:
+        model_id = w.set_model(name=model.info.name, version="1", dim=embedder.dim, checksum=model.checksum,
+                               which=embedder.which, source="bench")
         for start in range(0, len(raw), 5000):
+            # A fresh library numbers images from 1 in insertion order: image i holds raw[i - 1].
             ids = range(start + 1, min(start + 5000, len(raw)) + 1)
-            s.execute(insert(ImageRow), [dict(id=i, root_id=1, relpath=f"s{i % 997}/img{i}.jpg", size=i, mtime_ns=i,
-                                              content_hash=f"{i:064x}", status="ok", added_at=now, updated_at=now)
-                                         for i in ids])
-            s.execute(insert(VectorRow), [dict(image_id=i, model_id=1, seq=seq, data=raw[i - 1].tobytes())
-                                          for i in ids])
+            files = [ImageFile(str(tmp / "art" / f"s{i % 997}/img{i}.jpg"), root.id, f"s{i % 997}/img{i}.jpg",
+                               size=i, mtime_ns=i, digest=f"{i:064x}") for i in ids]
+            w.commit_batch(model_id, files, {f.path: (raw[i - 1], (0, 0)) for i, f in zip(ids, files)}, {})
     fill = time.perf_counter() - t
     searcher = Searcher(lib, embedder)
     t = time.perf_counter()

@@ -10,7 +10,6 @@ on the previous chunk.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import signal
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -20,6 +19,7 @@ from itertools import islice
 
 import numpy as np
 
+from core.cpu import plan
 from core.errors import ImageError
 from core.images import load_array
 
@@ -52,20 +52,16 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def default_workers() -> int:
-    """Leave one core to the model; decoding alone on one core is still a win on two."""
-    return max(1, min(8, (os.cpu_count() or 2) - 1))
-
-
 def iter_decoded(paths: Iterable[str], size: int, chunk: int = 16, workers: int | None = None,
                  prefetch: int | None = None) -> Iterator[list[Decoded]]:
     """Yield decoded chunks in input order.
 
-    ``workers=0`` decodes in this process (tests, tiny jobs). Worker processes are
-    started with ``spawn``: safe next to torch's and Qt's threads, and cheap
-    because workers import only Pillow and numpy.
+    ``workers=0`` decodes in this process (tests, tiny jobs); ``None`` takes the
+    decode-only choice of :func:`core.cpu.plan`. Worker processes are started with
+    ``spawn``: safe next to torch's and Qt's threads, and cheap because workers
+    import only Pillow and numpy.
     """
-    workers = default_workers() if workers is None else workers
+    workers = plan(device=None).decoders if workers is None else workers
     it = iter(paths)
     chunks = iter(lambda: list(islice(it, chunk)), [])
     if workers == 0:

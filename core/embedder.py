@@ -9,7 +9,6 @@ cheap and can be refitted on a user's collection without re-embedding.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ import numpy as np
 import torch
 
 from core.colour import colour_histogram, hellinger
-from core.decode import Decoded, default_workers, iter_decoded
+from core.cpu import plan
+from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, PostProcess
@@ -27,19 +27,13 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def threads_beside_decoders(device: torch.device, workers: int):
-    """Give the CPU model only the cores the decoding processes leave free, then restore.
-
-    Torch's default (one intra-op thread per core) oversubscribes the CPU once
-    decoders run beside it: measured on 2 cores, indexing went from 20.2 to
-    about 24 images/s with one model thread beside one decoder (bench/index_throughput.py).
-    An explicit OMP_NUM_THREADS is the user's choice and is left alone.
-    """
-    if device.type != "cpu" or workers < 1 or "OMP_NUM_THREADS" in os.environ:
+def _torch_threads(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous count."""
+    previous = torch.get_num_threads()
+    if count == previous:
         yield
         return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(max(1, previous - workers))
+    torch.set_num_threads(count)
     try:
         yield
     finally:
@@ -145,11 +139,18 @@ class Embedder:
 
     def embed_chunks(self, paths: Iterable[str], batch_size: int = 16,
                      workers: int | None = None) -> Iterator[EmbeddedChunk]:
-        """Decode ahead in worker processes and embed batch by batch, in input order."""
+        """Decode ahead in worker processes and embed batch by batch, in input order.
+
+        ``workers`` decoding processes (default: :func:`core.cpu.plan`'s choice for this
+        device) run beside the model, which meanwhile gets the threads the plan leaves it.
+        Without decoders nothing competes for the cores, so torch's thread count is left
+        alone: a search embedding its query in-process never changes it under an indexer.
+        """
         start = 0
-        workers = default_workers() if workers is None else workers
-        with threads_beside_decoders(self.device, workers):
-            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=workers):
+        cpu = plan(device=self.device.type, decoders=workers)
+        threads = _torch_threads(cpu.torch_threads) if cpu.decoders else nullcontext()
+        with threads:
+            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders):
                 good = [i for i, d in enumerate(decoded) if d.error is None]
                 raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
                        else np.zeros((0, self.dim), np.float32))

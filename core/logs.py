@@ -4,16 +4,9 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
-import os
 from pathlib import Path
 
-import platformdirs
-
-APP_NAME = "aladin"
-
-
-def log_dir() -> Path:
-    return Path(os.environ.get("ALADIN_LOG_DIR") or platformdirs.user_log_dir(APP_NAME))
+from core.paths import log_dir
 
 
 def setup_logging(verbose: bool = False) -> Path | None:

@@ -15,7 +15,7 @@ the style code well scaled.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
@@ -55,6 +55,21 @@ class ModelConfig:
     def style_dim(self) -> int:
         """Length of f(x): a mean and a std for every style-encoder channel (896 for S)."""
         return 2 * sum(self.style_channels)
+
+    def settings(self) -> dict:
+        """The values that rebuild this config (``style_channels`` follows from ``variant``)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    @classmethod
+    def from_settings(cls, record: dict) -> "ModelConfig":
+        """Rebuild from :meth:`settings` read back from JSON (lists become tuples); other keys are ignored.
+
+        Raises:
+            ValueError: an unknown variant or an unusable input size.
+            TypeError: a value of the wrong kind.
+        """
+        names = {f.name for f in fields(cls) if f.init}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in record.items() if k in names})
 
 
 def adain_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -5,10 +5,9 @@ so a model file from anywhere is safe to open.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +15,7 @@ import torch
 
 from core.colour import DEFAULT_BINS
 from core.errors import ModelFileError, NoTrainedModelError
+from core.files import atomic_path, content_hash
 from core.model import Aladin, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,13 @@ SEARCH_PARTS = ("style_encoder.", "head.")
 class ModelInfo:
     """What a model file says about itself; saved as JSON in the file header.
 
+    ``config`` is the architecture that rebuilds the network (the trainer's
+    in-memory ResNet baseline carries its own config of the same shape; it is
+    never saved); the other fields describe how search uses it and where it
+    came from. In the header the config's settings sit at the top level beside
+    the rest (see :meth:`to_record`), as in every model file written so far, so
+    older and newer versions of the program read each other's files.
+
     ``embedding`` records which vector search indexes: the style code f ("style")
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
     HSV colour histogram with it (core.colour), weighted in the cosine score. ``trained`` is False only for the
@@ -45,10 +52,7 @@ class ModelInfo:
     """
 
     name: str
-    variant: str = "s"
-    input_size: int = 256
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    config: ModelConfig = field(default_factory=ModelConfig)
     embedding: str = "style"
     colour_weight: float = 0.0
     colour_bins: tuple[int, int, int] = DEFAULT_BINS
@@ -58,9 +62,23 @@ class ModelInfo:
     search_only: bool = False
     notes: dict = field(default_factory=dict)
 
-    def config(self) -> ModelConfig:
-        return ModelConfig(variant=self.variant, input_size=self.input_size,
-                           mean=tuple(self.mean), std=tuple(self.std))
+    def to_record(self) -> dict:
+        """The flat JSON record a model file holds: the config's settings beside the other fields."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "config"}
+        return {**self.config.settings(), **own}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "ModelInfo":
+        """Read :meth:`to_record`'s output back; keys this version does not know are ignored.
+
+        Raises:
+            TypeError: a required field is missing or a value has the wrong kind.
+            ValueError: the architecture settings are invalid.
+        """
+        own = {f.name for f in fields(cls)} - {"config"}
+        info = cls(config=ModelConfig.from_settings(record), **{k: v for k, v in record.items() if k in own})
+        info.colour_bins = tuple(info.colour_bins)
+        return info
 
 
 @dataclass
@@ -96,7 +114,7 @@ class LoadedModel:
 
 
 def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess | None = None) -> Path:
-    """Write a model file atomically (temp file, then rename)."""
+    """Write a model file atomically: a crash mid-write leaves the previous file intact."""
     from safetensors.torch import save_file
 
     if info.embedding not in EMBEDDINGS:
@@ -106,21 +124,12 @@ def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess
     if post is not None:
         tensors["post.mean"] = torch.from_numpy(np.ascontiguousarray(post.mean, dtype=np.float32))
         tensors["post.scale"] = torch.from_numpy(np.ascontiguousarray(post.scale, dtype=np.float32))
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(info)}
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **info.to_record()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
     return path
-
-
-def file_checksum(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _read_info(meta: dict | None, path: Path) -> ModelInfo:
@@ -135,17 +144,14 @@ def _read_info(meta: dict | None, path: Path) -> ModelInfo:
     version = record.pop("format_version", None)
     if version != FORMAT_VERSION:
         raise ModelFileError(f"{path}: model file format {version} is not supported (expected {FORMAT_VERSION})")
-    known = set(ModelInfo.__dataclass_fields__)
     try:
-        info = ModelInfo(**{k: v for k, v in record.items() if k in known})
-        info.config()
+        info = ModelInfo.from_record(record)
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid model metadata ({exc})") from exc
     if info.embedding not in EMBEDDINGS:
         raise ModelFileError(f"{path}: unknown embedding kind {info.embedding!r}")
     if not 0.0 <= float(info.colour_weight) < 1.0:
         raise ModelFileError(f"{path}: colour weight must be in [0, 1), got {info.colour_weight}")
-    info.colour_bins = tuple(info.colour_bins)
     return info
 
 
@@ -165,9 +171,9 @@ def load_model_file(path: str | Path) -> LoadedModel:
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise ModelFileError(f"{path}: damaged or unreadable model file ({exc})") from exc
     info = _read_info(meta, path)
-    net = build_model(info.config())
+    net = build_model(info.config)
     weights = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-    mismatch = ModelFileError(f"{path}: weights do not match an ALADIN-{info.variant.upper()} network")
+    mismatch = ModelFileError(f"{path}: weights do not match an ALADIN-{info.config.variant.upper()} network")
     try:
         missing, unexpected = net.load_state_dict(weights, strict=not info.search_only)
     except RuntimeError as exc:
@@ -178,14 +184,15 @@ def load_model_file(path: str | Path) -> LoadedModel:
     if "post.mean" in tensors:
         post = PostProcess(mean=tensors["post.mean"].numpy(), scale=tensors["post.scale"].numpy())
     net.eval()
-    return LoadedModel(net=net, info=info, post=post, source=str(path), checksum=file_checksum(path))
+    return LoadedModel(net=net, info=info, post=post, source=str(path), checksum=content_hash(path))
 
 
 def builtin_model(name: str) -> LoadedModel:
     """A fixed-seed random network: the baseline a trained model must beat."""
     variant = BUILTINS[name]
-    info = ModelInfo(name=name, variant=variant, trained=False, training_data="none (random init)")
-    net = build_model(info.config(), seed=BUILTIN_SEED).eval()
+    info = ModelInfo(name=name, config=ModelConfig(variant=variant), trained=False,
+                     training_data="none (random init)")
+    net = build_model(info.config, seed=BUILTIN_SEED).eval()
     return LoadedModel(net=net, info=info, post=None, source=f"builtin:{name}",
                        checksum=f"builtin:{name}:seed{BUILTIN_SEED}:v{FORMAT_VERSION}")
 

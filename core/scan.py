@@ -8,7 +8,6 @@ folders are skipped; a folder reached twice through symlinks is walked once.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import stat
@@ -111,9 +110,3 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
                 continue
             if stat.S_ISREG(st.st_mode):
                 yield FileEntry(rel, st.st_size, st.st_mtime_ns)
-
-
-def content_hash(path: Path | str) -> str:
-    """SHA-256 of the file's bytes: how a moved or renamed file is recognised."""
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()

@@ -16,10 +16,11 @@ import numpy as np
 
 from core.embedder import Embedder, l2_normalise
 from core.errors import LibraryError, ModelMismatchError, QueryError
-from core.index import FILTER_EXACT_MAX, ExactIndex, IndexCache, fingerprint
+from core.files import content_hash
+from core.index_cache import IndexCache, fingerprint
 from core.library import Library
 from core.query import QueryItem, SearchFilters, SearchResult
-from core.scan import content_hash
+from core.vector_index import FILTER_EXACT_MAX, ExactIndex
 
 __all__ = ["NEGATIVE_STRENGTH", "QueryItem", "SearchFilters", "SearchResult", "Searcher"]
 

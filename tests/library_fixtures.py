@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from core.embedder import Embedder
-from core.model import build_model
+from core.model import ModelConfig, build_model
 from core.modelfile import ModelInfo, load_model_file, save_model
 
 
@@ -49,8 +49,8 @@ def make_tree(root: Path, styles: int = 8, per_style: int = 3) -> list[Path]:
 
 
 def tiny_model_file(folder: Path, seed: int = 3, name: str = "tiny-s") -> Path:
-    info = ModelInfo(name=name, input_size=64, trained=False, training_data="none (test)")
-    return save_model(folder / f"{name}-{seed}.safetensors", build_model(info.config(), seed=seed), info)
+    info = ModelInfo(name=name, config=ModelConfig(input_size=64), trained=False, training_data="none (test)")
+    return save_model(folder / f"{name}-{seed}.safetensors", build_model(info.config, seed=seed), info)
 
 
 def tiny_embedder(folder: Path, seed: int = 3) -> Embedder:

@@ -14,11 +14,11 @@ from app.dropping import read_mime, save_pasted
 from app.moodboard_model import MAX_WEIGHT, MIN_WEIGHT, MoodboardEntry, MoodboardModel
 from app.options import OPTIONS, Settings
 from app.panels import format_eta, progress_text
-from app.probe import EventLoopProbe
 from app.results_model import ResultsModel
 from app.roles import ImageIdRole, NegativeRole, PathRole, ScoreRole, ThumbFailedRole, WeightRole
-from app.thumbnails import ThumbnailProvider, cache_dir, load_thumbnail
+from app.thumbnails import ThumbnailProvider, load_thumbnail, thumbnail_dir
 from app.workers import Worker, run_in_thread
+from bench.probe import EventLoopProbe
 from conftest import make_image
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support")  # offscreen platform limits
@@ -172,7 +172,7 @@ def test_thumbnails_load_lazily_off_thread_and_are_cached_on_disk(qtbot, tmp_pat
     pix = model.data(index, Qt.ItemDataRole.DecorationRole)
     assert pix is not None and max(pix.width(), pix.height()) == 48
     qtbot.waitUntil(lambda: provider.pending() == 0, timeout=5000)
-    cached = list(cache_dir().rglob("*.jpg"))
+    cached = list(thumbnail_dir().rglob("*.jpg"))
     assert len(cached) == 1  # only the row that was asked for
     assert load_thumbnail(str(paths[1]), 30).width() == 30  # served from the disk cache
 

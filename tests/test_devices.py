@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.embedder import Embedder
-from core.model import build_model
+from core.model import ModelConfig, build_model
 from core.modelfile import LoadedModel, ModelInfo
 from trainer.checkpoint import load_checkpoint
 from trainer.cli import main
@@ -35,10 +35,10 @@ def _pixels(n: int, size: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("which", ["style", "projection"])
 def test_embedding_on_each_device_matches_cpu_float32(device, which):
-    info = ModelInfo(name="tiny", input_size=48)
+    info = ModelInfo(name="tiny", config=ModelConfig(input_size=48))
     pixels = _pixels(6, 48)
-    reference = Embedder(LoadedModel(build_model(info.config(), seed=3), info, None, "test", ""), "cpu", which)
-    candidate = Embedder(LoadedModel(build_model(info.config(), seed=3), info, None, "test", ""), device, which)
+    reference = Embedder(LoadedModel(build_model(info.config, seed=3), info, None, "test", ""), "cpu", which)
+    candidate = Embedder(LoadedModel(build_model(info.config, seed=3), info, None, "test", ""), device, which)
     want = reference.finish(reference.raw_from_pixels(pixels))
     got = candidate.finish(candidate.raw_from_pixels(pixels))
     assert got.dtype == np.float32 and got.shape == want.shape
@@ -71,7 +71,7 @@ def test_logit_accumulation_equals_the_full_batch_on_each_device(device, lambda_
     results = []
     for step in (lambda m: plain_step(m, x, labels, objective),
                  lambda m: accumulated_step(m, x, labels, objective, chunk_size=5)):
-        net = build_model(ModelInfo(name="t", input_size=32).config(), seed=1).to(device).train()
+        net = build_model(ModelConfig(input_size=32), seed=1).to(device).train()
         losses = step(TrainModule(net))
         results.append((losses, _grads(net)))
     (plain, g_plain), (acc, g_acc) = results

@@ -12,15 +12,15 @@ import pytest
 from core.cli import main
 from core.embedder import Embedder, resolve_device
 from core.errors import DeviceError
-from core.model import build_model
+from core.model import ModelConfig, build_model
 from core.modelfile import ModelInfo, PostProcess, load_model_file, save_model
 from tests.conftest import make_image
 
 
 @pytest.fixture
 def model_path(tmp_path):
-    info = ModelInfo(name="tiny", input_size=32, training_data="test")
-    return save_model(tmp_path / "tiny.safetensors", build_model(info.config(), seed=5), info)
+    info = ModelInfo(name="tiny", config=ModelConfig(input_size=32), training_data="test")
+    return save_model(tmp_path / "tiny.safetensors", build_model(info.config, seed=5), info)
 
 
 @pytest.fixture
@@ -112,13 +112,13 @@ def test_cli_skip_bad_writes_zero_rows_and_sidecar(tmp_path, model_path, image_p
 def test_cli_subprocess_warns_for_untrained_and_refuses_without_model(tmp_path, image_paths, monkeypatch):
     listing = write_list(tmp_path, image_paths[:2])
     out = tmp_path / "out.npy"
-    run = subprocess.run([sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out", str(out),
+    run = subprocess.run([sys.executable, "-m", "app.launcher", "embed", "--paths-from", str(listing), "--out", str(out),
                           "--model", "untrained-s", "--workers", "0"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "untrained" in run.stderr and np.load(out).shape == (2, 896)
     damaged = tmp_path / "damaged.safetensors"
     damaged.write_bytes(b"junk")
-    run = subprocess.run([sys.executable, "-m", "core", "embed", "--paths-from", str(listing), "--out",
+    run = subprocess.run([sys.executable, "-m", "app.launcher", "embed", "--paths-from", str(listing), "--out",
                           str(tmp_path / "x.npy"), "--model", str(damaged)], capture_output=True, text=True, timeout=300)
     assert run.returncode == 2 and "damaged" in run.stderr and run.stderr.count("\n") == 1
 
@@ -126,8 +126,8 @@ def test_cli_subprocess_warns_for_untrained_and_refuses_without_model(tmp_path, 
 def test_colour_fusion_weights_the_cosine_score(tmp_path, image_paths):
     from core.colour import colour_histogram, hellinger
 
-    info = ModelInfo(name="fused", input_size=32, colour_weight=0.3)
-    path = save_model(tmp_path / "fused.safetensors", build_model(info.config(), seed=5), info)
+    info = ModelInfo(name="fused", config=ModelConfig(input_size=32), colour_weight=0.3)
+    path = save_model(tmp_path / "fused.safetensors", build_model(info.config, seed=5), info)
     fused = Embedder(load_model_file(path), device="cpu")
     plain = Embedder(load_model_file(path), device="cpu")
     plain.model.info.colour_weight = 0.0
@@ -170,21 +170,3 @@ def test_without_model_the_bundled_trained_model_is_used(tmp_path, image_paths, 
     assert rows.shape == (3, Embedder(bundled, "cpu").dim)
     assert np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
     assert "untrained" not in capsys.readouterr().err
-
-
-def test_cpu_model_threads_leave_room_for_decoders_and_are_restored(monkeypatch):
-    import torch
-
-    from core.embedder import threads_beside_decoders
-
-    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    before = torch.get_num_threads()
-    cpu = torch.device("cpu")
-    with threads_beside_decoders(cpu, workers=1):
-        assert torch.get_num_threads() == max(1, before - 1)
-    assert torch.get_num_threads() == before
-    with threads_beside_decoders(cpu, workers=0):
-        assert torch.get_num_threads() == before
-    monkeypatch.setenv("OMP_NUM_THREADS", "7")
-    with threads_beside_decoders(cpu, workers=1):
-        assert torch.get_num_threads() == before

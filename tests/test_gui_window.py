@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QGuiApplication, QImage
 
-import app.mainwindow as mainwindow
 from core import modelfile
+from core.library import Library
 from app.engine import Engine
-from app.mainwindow import MainWindow
+from app.mainwindow import MainWindow, desktop
+from app.moodboard_model import MoodboardEntry
 from app.options import MODEL_BASELINE, Settings
 from app.roles import NegativeRole, PathRole, WeightRole
 from library_fixtures import make_tree, style_image, tiny_model_file
@@ -54,13 +56,13 @@ def window(qtbot, tmp_path, model_file) -> MainWindow:
 
 def index_and_wait(qtbot, window: MainWindow, folders) -> tuple:
     with qtbot.waitSignal(window.engine.index_finished, timeout=30000) as done:
-        window.add_folders([str(f) for f in folders])
+        window.library.add_folders([str(f) for f in folders])
     return done.args
 
 
 def drop(window: MainWindow, mime: QMimeData) -> None:
     """A real drop event on the moodboard area."""
-    pos = window.query.mapTo(window, window.query.rect().center())
+    pos = window.ui.query.mapTo(window, window.ui.query.rect().center())
     event = QDropEvent(QPointF(pos), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
                        Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
@@ -82,20 +84,20 @@ def searched(qtbot, window, art) -> MainWindow:
 
 
 def test_first_run_shows_what_to_do(window):
-    assert window.stack.currentWidget() is window.empty
-    assert "Add your art folders" in window.empty.title.text()
-    assert window.empty_add.isVisibleTo(window)
+    assert window.ui.stack.currentWidget() is window.ui.empty
+    assert "Add your art folders" in window.ui.empty.title.text()
+    assert window.ui.empty_add.isVisibleTo(window)
 
 
 def test_index_drop_and_see_the_same_style_first(qtbot, searched, art):
     w = searched
-    assert w.stack.currentWidget() is w.view
+    assert w.ui.stack.currentWidget() is w.ui.view
     paths = [r.path for r in w.results.results()]
     assert str(art / "style00" / "v0.png") not in paths  # the query itself is left out
     assert {Path(p).parent.name for p in paths[:2]} == {"style00"}
     assert len(paths) == 11
-    assert "12 images indexed in 1 folder" in w.library_label.text() or qtbot.waitUntil(
-        lambda: "12 images indexed in 1 folder" in w.library_label.text(), timeout=5000) is None
+    assert "12 images indexed in 1 folder" in w.ui.library_label.text() or qtbot.waitUntil(
+        lambda: "12 images indexed in 1 folder" in w.ui.library_label.text(), timeout=5000) is None
     # thumbnails arrive for the visible tiles
     qtbot.waitUntil(lambda: w.results.data(w.results.index(0), Qt.ItemDataRole.DecorationRole) is not None,
                     timeout=10000)
@@ -103,16 +105,17 @@ def test_index_drop_and_see_the_same_style_first(qtbot, searched, art):
 
 def test_filters_restrict_and_exclude(qtbot, searched, art):
     w = searched
+    filters = w.ui.filters
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.exclude_check.setChecked(True)
+        filters.exclude_check.setChecked(True)
     assert all(Path(r.path).parent.name != "style00" for r in w.results.results())
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.k_spin.setValue(3)
+        filters.k_spin.setValue(3)
     assert len(w.results.results()) == 3
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.exclude_check.setChecked(False)
-        w.folder_edit.setText(str(art / "style02"))
-        w.folder_edit.editingFinished.emit()
+        filters.exclude_check.setChecked(False)
+        filters.folder_edit.setText(str(art / "style02"))
+        filters.folder_edit.editingFinished.emit()
     assert {Path(r.path).parent.name for r in w.results.results()} == {"style02"}
     assert w.settings.get("results_k") == 3
 
@@ -123,24 +126,25 @@ def test_moodboard_edits_rerun_the_search(qtbot, searched, art):
         drop(w, file_mime(art / "style01" / "v0.png"))
     assert w.moodboard.rowCount() == 2
     # click the second card's sign button: it becomes "less like this"
-    rect = w.strip.visualRect(w.moodboard.index(1))
-    sign = w.strip.itemDelegate().regions(rect)["sign"].center()
+    strip = w.ui.query.strip
+    rect = strip.visualRect(w.moodboard.index(1))
+    sign = strip.itemDelegate().regions(rect)["sign"].center()
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=sign)
+        qtbot.mouseClick(strip.viewport(), Qt.MouseButton.LeftButton, pos=sign)
     assert w.moodboard.data(w.moodboard.index(1), NegativeRole) is True
     assert all(Path(r.path).parent.name != "style01" for r in w.results.results()[:6])
-    plus = w.strip.itemDelegate().regions(rect)["plus"].center()
+    plus = strip.itemDelegate().regions(rect)["plus"].center()
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=plus)
+        qtbot.mouseClick(strip.viewport(), Qt.MouseButton.LeftButton, pos=plus)
     assert w.moodboard.data(w.moodboard.index(1), WeightRole) == 1.5
     # keyboard: Delete removes the current card
-    w.strip.setCurrentIndex(w.moodboard.index(1))
+    strip.setCurrentIndex(w.moodboard.index(1))
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        qtbot.keyClick(w.strip, Qt.Key.Key_Delete)
+        qtbot.keyClick(strip, Qt.Key.Key_Delete)
     assert [Path(e.path).name for e in w.moodboard.entries()] == ["v0.png"]
     # only negatives: no search, a clear message instead
     w.moodboard.setData(w.moodboard.index(0), True, NegativeRole)
-    qtbot.waitUntil(lambda: w.results.rowCount() == 0 and "positive" in (w.last_error or ""), timeout=5000)
+    qtbot.waitUntil(lambda: w.results.rowCount() == 0 and "positive" in (w.search.last_error or ""), timeout=5000)
 
 
 def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, model_file):
@@ -148,23 +152,23 @@ def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, m
     drop(w, file_mime(art / "style03" / "v1.png"))
     w.moodboard.setData(w.moodboard.index(1), True, NegativeRole)
     w.moodboard.setData(w.moodboard.index(1), 2.0, WeightRole)
-    w.save_moodboard("Blue stripes")
-    qtbot.waitUntil(lambda: w.moodboard_name == "Blue stripes", timeout=5000)
-    assert w.saved_moodboards() == ["Blue stripes"]
-    w.rename_moodboard("Blue stripes", "Stripes")
-    qtbot.waitUntil(lambda: w.saved_moodboards() == ["Stripes"] and w.moodboard_name == "Stripes", timeout=5000)
-    w.clear_moodboard()
-    assert w.moodboard.rowCount() == 0 and w.stack.currentWidget() is w.empty
-    w.load_moodboard("Stripes")
+    w.boards.save("Blue stripes")
+    qtbot.waitUntil(lambda: w.boards.name == "Blue stripes", timeout=5000)
+    assert w.boards.saved == ["Blue stripes"]  # the names arrive before the "saved" signal
+    w.boards.rename("Blue stripes", "Stripes")
+    qtbot.waitUntil(lambda: w.boards.saved == ["Stripes"] and w.boards.name == "Stripes", timeout=5000)
+    w.boards.clear()
+    assert w.moodboard.rowCount() == 0 and w.ui.stack.currentWidget() is w.ui.empty
+    w.boards.load("Stripes")
     qtbot.waitUntil(lambda: w.moodboard.rowCount() == 2, timeout=5000)
     second = w.moodboard.entries()[1]
     assert (Path(second.path).name, second.negative, second.weight) == ("v1.png", True, 2.0)
     qtbot.waitUntil(lambda: w.results.rowCount() > 0, timeout=20000)
     # the menu lists saved boards
-    w._fill_boards_menu()
-    assert "Stripes" in [a.text() for a in w.boards_menu.actions()]
-    w.delete_moodboard("Stripes")
-    qtbot.waitUntil(lambda: w.saved_moodboards() == [] and w.moodboard_name is None, timeout=5000)
+    w.boards.fill_menu()
+    assert "Stripes" in [a.text() for a in w.ui.boards_menu.actions()]
+    w.boards.delete("Stripes")
+    qtbot.waitUntil(lambda: w.boards.saved == [] and w.boards.name is None, timeout=5000)
     # a new window restores the last moodboard, tile size and window geometry
     w.set_tile_size(120)
     w.resize(760, 560)
@@ -172,9 +176,45 @@ def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, m
     again = make_window(qtbot, tmp_path, str(model_file))
     assert [(Path(e.path).name, e.negative) for e in again.moodboard.entries()] == [("v0.png", False),
                                                                                     ("v1.png", True)]
-    assert again.thumbs.edge == 120 and again.tile_slider.value() == 120
+    assert again.thumbs.edge == 120 and again.ui.tile_slider.value() == 120
     assert again.size() == w.size()
     qtbot.waitUntil(lambda: again.results.rowCount() > 0, timeout=20000)
+
+
+LIBRARY_READS = ("roots", "status", "failures", "model_record", "generation", "moodboards", "save_moodboard",
+                 "load_moodboard", "rename_moodboard", "delete_moodboard", "remove_root")
+
+
+def test_the_gui_thread_never_touches_the_database(qtbot, tmp_path, model_file, art, monkeypatch):
+    """Status, folders, moodboards and the searcher are read in workers; the GUI thread only gets data."""
+    on_gui_thread = []
+
+    def spy(name):
+        method = getattr(Library, name)
+
+        def call(self, *args, **kwargs):
+            if threading.current_thread() is threading.main_thread():
+                on_gui_thread.append(name)
+            return method(self, *args, **kwargs)
+        return call
+
+    for name in LIBRARY_READS:
+        monkeypatch.setattr(Library, name, spy(name))
+    w = make_window(qtbot, tmp_path, str(model_file))
+    index_and_wait(qtbot, w, [art])
+    with qtbot.waitSignal(w.engine.results, timeout=20000):
+        drop(w, file_mime(art / "style00" / "v0.png"))
+    w.ui.folders_menu.aboutToShow.emit()
+    w.ui.boards_menu.aboutToShow.emit()
+    qtbot.waitUntil(lambda: w.library.roots == [str(art.resolve())], timeout=5000)
+    w.boards.save("Board")
+    qtbot.waitUntil(lambda: w.boards.name == "Board", timeout=5000)
+    w.boards.clear()
+    w.boards.load("Board")
+    qtbot.waitUntil(lambda: w.moodboard.rowCount() == 1 and w.results.rowCount() > 0, timeout=20000)
+    w.library.rescan()
+    qtbot.waitUntil(lambda: not w.engine.indexing, timeout=30000)
+    assert on_gui_thread == []
 
 
 def test_cancel_and_resume_indexing(qtbot, window, tmp_path):
@@ -187,37 +227,37 @@ def test_cancel_and_resume_indexing(qtbot, window, tmp_path):
     def cancel_on_first_embed(progress):
         if progress.phase == "embed" and progress.done > 0 and not cancelled:
             cancelled.append(progress.done)
-            w.cancel_indexing()
+            w.library.cancel_indexing()
 
     w.engine.index_progress.connect(cancel_on_first_embed)
     summary, was_cancelled = index_and_wait(qtbot, w, [folder])
     assert was_cancelled and summary.cancelled
-    assert w.index_panel.resume.isVisibleTo(w)
+    assert w.ui.index_panel.resume.isVisibleTo(w)
     partial = w.engine.library.status()
     assert 0 < partial.indexed < 40
     # the partial library is searchable
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.moodboard.add([mainwindow.MoodboardEntry(str(folder / "000.png"))])
+        w.moodboard.add([MoodboardEntry(str(folder / "000.png"))])
     assert 0 < w.results.rowCount() < 40
     w.engine.index_progress.disconnect(cancel_on_first_embed)
     with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
-        qtbot.mouseClick(w.index_panel.resume, Qt.MouseButton.LeftButton)
+        qtbot.mouseClick(w.ui.index_panel.resume, Qt.MouseButton.LeftButton)
     assert done.args[1] is False
     assert w.engine.library.status().indexed == 40
     assert done.args[0].added + done.args[0].unchanged >= 40 - partial.indexed
-    assert "up to date" in w.index_panel.label.text()
+    assert "up to date" in w.ui.index_panel.label.text()
 
 
 def test_failures_view_lists_unreadable_files(qtbot, window, art):
     (art / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     index_and_wait(qtbot, window, [art])
-    qtbot.waitUntil(lambda: len(window.failures) == 1, timeout=5000)
-    window.show_failures()
-    dialog = window.failures_dialog
+    qtbot.waitUntil(lambda: len(window.library.failures) == 1, timeout=5000)
+    window.library.show_failures()
+    dialog = window.library.failures_dialog
     qtbot.waitUntil(lambda: dialog.model.rowCount() == 1, timeout=5000)
     assert dialog.model.data(dialog.model.index(0, 0)).endswith("broken.jpg")
     assert dialog.model.data(dialog.model.index(0, 1))
-    assert window.index_panel.failures.isVisibleTo(window)
+    assert window.ui.index_panel.failures.isVisibleTo(window)
     dialog.close()
 
 
@@ -236,10 +276,10 @@ def fake_dbus_send(folder: Path, exit_code: int) -> Path:
 def test_show_in_folder_selects_the_file_through_dbus_or_opens_the_folder(qtbot, tmp_path, monkeypatch,
                                                                           exit_code):
     opened = []
-    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(desktop, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
     monkeypatch.setenv("PATH", str(fake_dbus_send(tmp_path, exit_code)))
     target = tmp_path / "art dir" / "ü picture.png"
-    assert mainwindow.reveal_in_folder(str(target))
+    assert desktop.reveal_in_folder(str(target))
     record = tmp_path / "dbus-args.txt"
     qtbot.waitUntil(record.exists, timeout=5000)
     args = record.read_text().splitlines()
@@ -254,19 +294,19 @@ def test_show_in_folder_selects_the_file_through_dbus_or_opens_the_folder(qtbot,
 @pytest.mark.skipif(sys.platform != "linux", reason="the freedesktop D-Bus call is the Linux path")
 def test_show_in_folder_without_dbus_send_opens_the_folder(qtbot, tmp_path, monkeypatch):
     opened = []
-    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(desktop, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
-    mainwindow.reveal_in_folder(str(tmp_path / "a.png"))
+    desktop.reveal_in_folder(str(tmp_path / "a.png"))
     qtbot.waitUntil(lambda: opened == [str(tmp_path)], timeout=5000)
 
 
 def test_context_actions(qtbot, searched, art, monkeypatch, tmp_path):
     w = searched
     opened = []
-    monkeypatch.setattr(mainwindow, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
+    monkeypatch.setattr(desktop, "open_external", lambda url: opened.append(url.toLocalFile()) or True)
     index = w.results.index(0)
     path = index.data(PathRole)
-    actions = dict((t, s) for t, s in w.result_actions(index) if t)
+    actions = dict((t, s) for t, s in w.result_actions.for_index(index) if t)
     assert list(actions) == ["More Like This", "Add to Moodboard", "Open", "Show in Folder", "Copy Path",
                              "Copy Image"]
     monkeypatch.setenv("PATH", str(fake_dbus_send(tmp_path, exit_code=1)))
@@ -288,14 +328,16 @@ def test_context_actions(qtbot, searched, art, monkeypatch, tmp_path):
     assert path not in [r.path for r in w.results.results()]
     # double-click and Enter open; Space previews
     opened.clear()
-    w.view.setCurrentIndex(w.results.index(0))
-    qtbot.keyClick(w.view, Qt.Key.Key_Return)
+    view = w.ui.view
+    view.setCurrentIndex(w.results.index(0))
+    qtbot.keyClick(view, Qt.Key.Key_Return)
     assert opened == [w.results.index(0).data(PathRole)]
-    qtbot.keyClick(w.view, Qt.Key.Key_Space)
-    qtbot.waitUntil(lambda: w.preview is not None and w.preview.label.pixmap() is not None
-                    and not w.preview.label.pixmap().isNull(), timeout=5000)
-    qtbot.keyClick(w.preview, Qt.Key.Key_Right)
-    assert w.view.currentIndex().row() == 1
+    qtbot.keyClick(view, Qt.Key.Key_Space)
+    ra = w.result_actions
+    qtbot.waitUntil(lambda: ra.preview is not None and ra.preview.label.pixmap() is not None
+                    and not ra.preview.label.pixmap().isNull(), timeout=5000)
+    qtbot.keyClick(ra.preview, Qt.Key.Key_Right)
+    assert view.currentIndex().row() == 1
     # results drag out as file URLs
     mime = w.results.mimeData([w.results.index(0)])
     assert mime.urls()[0].toLocalFile() == w.results.index(0).data(PathRole)
@@ -306,7 +348,7 @@ def test_web_links_are_refused_and_pasted_images_join_the_board(qtbot, searched)
     web = QMimeData()
     web.setUrls([QUrl("https://example.com/art.jpg")])
     drop(w, web)
-    assert w.banner.isVisible() and "not downloaded" in w.banner.text.text()
+    assert w.ui.banner.isVisible() and "not downloaded" in w.ui.banner.text.text()
     assert w.moodboard.rowCount() == 1
     image = QImage(40, 30, QImage.Format.Format_RGB32)
     image.fill(QColor(20, 120, 200))
@@ -320,35 +362,36 @@ def test_web_links_are_refused_and_pasted_images_join_the_board(qtbot, searched)
 def test_folder_drop_adds_it_to_the_library(qtbot, window, art):
     with qtbot.waitSignal(window.engine.index_finished, timeout=30000):
         drop(window, file_mime(art))
-    assert [Path(r) for r in window.engine.roots()] == [art.resolve()]
+    qtbot.waitUntil(lambda: [Path(r) for r in window.library.roots] == [art.resolve()], timeout=5000)
 
 
 def test_the_bundled_model_loads_when_none_is_chosen(qtbot, tmp_path):
     w = make_window(qtbot, tmp_path, "")
-    assert w.engine.ready and not w.banner.isVisible()
-    assert "ALADIN-S default" in w.model_label.text()
+    assert w.engine.ready and not w.ui.banner.isVisible()
+    assert "ALADIN-S default" in w.ui.model_label.text()
 
 
 def test_no_trained_model_offers_a_way_out(qtbot, tmp_path, monkeypatch):
     # A packager may strip the bundled model; the app must still offer a way on.
     monkeypatch.setattr(modelfile, "DEFAULT_MODEL", tmp_path / "absent.safetensors")
     w = make_window(qtbot, tmp_path, "", ready=False)
-    qtbot.waitUntil(lambda: w.banner.isVisible() and "No trained style model" in w.banner.text.text(),
+    banner = w.ui.banner
+    qtbot.waitUntil(lambda: banner.isVisible() and "No trained style model" in banner.text.text(),
                     timeout=20000)
-    labels = [w.banner.buttons.itemAt(i).widget().text() for i in range(w.banner.buttons.count())]
+    labels = [banner.buttons.itemAt(i).widget().text() for i in range(banner.buttons.count())]
     assert labels == ["Choose Model File…", "Use Untrained Baseline"]
-    qtbot.waitUntil(lambda: w.empty.title.text() == "No style model", timeout=5000)
+    qtbot.waitUntil(lambda: w.ui.empty.title.text() == "No style model", timeout=5000)
     with qtbot.waitSignal(w.engine.model_ready, timeout=20000):
-        w.banner.buttons.itemAt(1).widget().click()
+        banner.buttons.itemAt(1).widget().click()
     assert w.settings.get("model") == MODEL_BASELINE
-    assert "untrained baseline" in w.model_label.text()
-    assert "untrained baseline" in w.banner.text.text()
+    assert "untrained baseline" in w.ui.model_label.text()
+    assert "untrained baseline" in banner.text.text()
 
 
 def test_tile_size_and_settings_dialog(qtbot, window):
     from app.dialogs import SettingsDialog
 
-    dialog = SettingsDialog(window.settings_values(), devices=[("cuda:0", "GPU 0: Test Card")])
+    dialog = SettingsDialog(window.models.settings_values(), devices=[("cuda:0", "GPU 0: Test Card")])
     qtbot.addWidget(dialog)
     assert [dialog.device.itemData(i) for i in range(dialog.device.count())] == ["auto", "cpu", "cuda:0"]
     assert dialog.device.itemText(2) == "GPU 0: Test Card"
@@ -357,7 +400,7 @@ def test_tile_size_and_settings_dialog(qtbot, window):
     dialog.thumb.setValue(200)
     assert dialog.values() == {"device": "cpu", "model": MODEL_BASELINE, "thumb_size": 200}
     window.set_tile_size(10_000)
-    assert window.thumbs.edge == 320 and window.view.gridSize().width() == 336
+    assert window.thumbs.edge == 320 and window.ui.view.gridSize().width() == 336
     qtbot.keyClick(window, Qt.Key.Key_Minus, Qt.KeyboardModifier.ControlModifier)
     assert window.thumbs.edge == 296
 
@@ -369,7 +412,7 @@ def test_aladin_without_arguments_starts_the_app(qtbot, monkeypatch):
     """
     from PySide6.QtWidgets import QApplication
 
-    from core.cli import main as cli_main
+    from app.launcher import main as aladin_main
 
     seen = []
 
@@ -383,17 +426,17 @@ def test_aladin_without_arguments_starts_the_app(qtbot, monkeypatch):
         return 0
 
     monkeypatch.setattr(QApplication, "exec", fake_exec)
-    assert cli_main([]) == 0
+    assert aladin_main([]) == 0
     assert seen == ["ALADIN Style Browser"]
 
 
 def test_icons_follow_a_palette_switch(qtbot, window):
     from PySide6.QtWidgets import QApplication
 
-    from app.screenshots import dark_palette
+    from bench.screenshots import dark_palette
 
     def icon_colour():
-        image = window.act_save.icon().pixmap(24, 24).toImage()
+        image = window.act.save.icon().pixmap(24, 24).toImage()
         return max((image.pixelColor(x, y) for x in range(24) for y in range(24)),
                    key=lambda c: c.alpha()).lightness()
 
@@ -415,15 +458,16 @@ def test_remove_a_folder_from_the_library(qtbot, window, tmp_path):
     make_tree(b, styles=2, per_style=2)
     index_and_wait(qtbot, window, [a, b])
     with qtbot.waitSignal(window.engine.results, timeout=20000):
-        window.moodboard.add([mainwindow.MoodboardEntry(str(a / "style00" / "v0.png"))])
+        window.moodboard.add([MoodboardEntry(str(a / "style00" / "v0.png"))])
     assert any(Path(r.path).is_relative_to(b) for r in window.results.results())
-    window._fill_folders_menu()
-    window._fill_folders_menu()  # refilled menus do not pile up sub-menus
-    titles = [act.text() for act in window.folders_menu.actions() if act.menu() is not None]
+    qtbot.waitUntil(lambda: len(window.library.roots) == 2, timeout=5000)  # the folders arrive with a status
+    window.library.fill_menu()
+    window.library.fill_menu()  # refilled menus do not pile up sub-menus
+    titles = [act.text() for act in window.ui.folders_menu.actions() if act.menu() is not None]
     assert titles == sorted(str(p.resolve()) for p in (a, b))
     with qtbot.waitSignal(window.engine.results, timeout=20000):
-        window.remove_folder(str(b.resolve()))
-    assert window.engine.roots() == [str(a.resolve())]
+        window.library.remove_folder(str(b.resolve()))
+    qtbot.waitUntil(lambda: window.library.roots == [str(a.resolve())], timeout=5000)
     assert all(Path(r.path).is_relative_to(a) for r in window.results.results())
 
 
@@ -432,9 +476,9 @@ def test_a_damaged_library_is_reported_not_crashed_on(qtbot, tmp_path, model_fil
     library.mkdir()
     (library / "library.sqlite").write_bytes(b"this is not a database" * 100)
     w = make_window(qtbot, tmp_path, str(model_file), ready=False)
-    qtbot.waitUntil(lambda: w.library_error is not None, timeout=20000)
-    assert w.banner.isVisible() and "cannot be opened" in w.banner.text.text()
-    assert w.stack.currentWidget() is w.empty and "cannot be opened" in w.empty.title.text()
+    qtbot.waitUntil(lambda: w.library.open_error is not None, timeout=20000)
+    assert w.ui.banner.isVisible() and "cannot be opened" in w.ui.banner.text.text()
+    assert w.ui.stack.currentWidget() is w.ui.empty and "cannot be opened" in w.ui.empty.title.text()
     assert (library / "library.sqlite").read_bytes().startswith(b"this is not a database")  # nothing lost
 
 
@@ -451,7 +495,7 @@ def test_indexing_in_a_child_process_cancels_and_resumes(qtbot, tmp_path, model_
     def cancel_on_first_embed(progress):
         phases.append(progress.phase)
         if progress.phase == "embed" and progress.done > 0:
-            w.cancel_indexing()
+            w.library.cancel_indexing()
 
     w.engine.index_progress.connect(cancel_on_first_embed)
     summary, cancelled = index_and_wait(qtbot, w, [folder])
@@ -461,11 +505,11 @@ def test_indexing_in_a_child_process_cancels_and_resumes(qtbot, tmp_path, model_
     # Resuming picks up what the child committed; it runs in a thread here to keep the test short.
     w.engine.index_in_process = False
     with qtbot.waitSignal(w.engine.index_finished, timeout=60000) as done:
-        w.rescan()
+        w.library.rescan()
     assert done.args[1] is False
     assert w.engine.library.status().indexed == 24
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.moodboard.add([mainwindow.MoodboardEntry(str(folder / "000.png"))])
+        w.moodboard.add([MoodboardEntry(str(folder / "000.png"))])
     assert {Path(r.path).name for r in w.results.results()[:5]} == {f"{i:03d}.png" for i in (4, 8, 12, 16, 20)}
 
 
@@ -484,9 +528,9 @@ def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tm
     w = searched
     other = tiny_model_file(tmp_path / "models", seed=11, name="other-s")
     with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000):
-        w.apply_settings({"model": str(other), "device": "cpu", "thumb_size": 160})
-    assert "different model" in w.banner.text.text()
-    rescan = w.banner.buttons.itemAt(0).widget()
+        w.models.apply_settings({"model": str(other), "device": "cpu", "thumb_size": 160})
+    assert "different model" in w.ui.banner.text.text()
+    rescan = w.ui.banner.buttons.itemAt(0).widget()
     assert rescan.text() == "Re-index With This Model"
     with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
         rescan.click()
@@ -494,5 +538,5 @@ def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tm
     assert w.engine.library.model_record().name == "other-s"
     qtbot.waitUntil(lambda: w.engine.searcher is not None, timeout=5000)
     with qtbot.waitSignal(w.engine.results, timeout=20000):
-        w.schedule_search()
+        w.search.schedule()
     assert len(w.results.results()) == 11

@@ -3,24 +3,28 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 
 import numpy as np
 import pytest
 
-import core.index
-from core.index import STAMP, ExactIndex, HnswIndex, IndexCache, fingerprint, load_graph, top_k
+import core.index_cache
+from core.index_cache import (STALE_TEMP_AGE, STAMP, CacheInvalid, IndexCache, fingerprint, load_graph,
+                               save_graph)
 from core.indexer import index_folders
 from core.library import Library
 from core.query import QueryItem, SearchFilters
 from core.search import Searcher
+from core.vector_index import ExactIndex, HnswIndex, top_k
 from library_fixtures import make_tree, style_image, tiny_embedder
 
 
 @pytest.fixture
 def graph_library(tmp_path, monkeypatch):
     """A library big enough (for a lowered limit) to be searched through the graph."""
-    monkeypatch.setattr(core.index, "EXACT_LIMIT", 10)
+    monkeypatch.setattr(core.index_cache, "EXACT_LIMIT", 10)
     paths = make_tree(tmp_path / "art", styles=6, per_style=4)
     embedder = tiny_embedder(tmp_path)
     lib = Library.open(tmp_path / "lib")
@@ -83,7 +87,7 @@ def test_stale_graph_is_patched_with_new_and_deleted_images(graph_library, tmp_p
 
 def test_graph_for_another_model_is_not_used(graph_library, tmp_path):
     lib, embedder, _ = graph_library
-    with pytest.raises(core.index.CacheInvalid, match="another model"):
+    with pytest.raises(CacheInvalid, match="another model"):
         load_graph(lib.folder, "someone-else", embedder.dim)
 
 
@@ -133,3 +137,31 @@ def test_readers_patch_in_memory_and_the_writer_saves(graph_library, tmp_path):
     assert lib.status().index["state"] == "stale"
     list(index_folders(lib, [], embedder, workers=0))
     assert lib.status().index["state"] == "fresh"
+
+
+def test_saved_graph_remembers_its_deleted_labels(tmp_path):
+    """hnswlib cannot list its deletion marks, so the stamp carries them to the next process."""
+    index = HnswIndex(4)
+    vectors = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
+    index.add(np.arange(20), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    index.remove(np.array([3, 7]))
+    save_graph(tmp_path, index, 5, "model-a")
+    loaded, generation = load_graph(tmp_path, "model-a", 4)
+    assert generation == 5 and loaded.deleted == {3, 7} and len(loaded) == 18
+    assert not {3, 7} & set(loaded.labels().tolist())
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_saving_removes_old_graphs_and_stale_temp_files_but_not_a_fresh_one(tmp_path):
+    """A fresh temp file may be another process's graph being written right now."""
+    index = HnswIndex(4)
+    index.add(np.arange(3), np.eye(3, 4, dtype=np.float32))
+    save_graph(tmp_path, index, 1, "model-a")
+    first = json.loads((tmp_path / STAMP).read_text())["file"]
+    stale, busy = tmp_path / ".index.0.1.hnsw.dead.tmp", tmp_path / ".index.2.2.hnsw.busy.tmp"
+    stale.write_bytes(b"killed mid-write")
+    busy.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 2 * STALE_TEMP_AGE,) * 2)
+    save_graph(tmp_path, index, 2, "model-a")
+    assert not (tmp_path / first).exists() and not stale.exists() and busy.exists()
+    assert load_graph(tmp_path, "model-a", 4)[1] == 2

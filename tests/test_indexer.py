@@ -246,7 +246,7 @@ def test_parent_folder_adopts_nested_root(tmp_path, embedder):
 
 
 def _index_cmd(tree: Path, lib: Path, model: Path, batch: int = 2) -> list[str]:
-    return [sys.executable, "-m", "core", "index", str(tree), "--library", str(lib), "--model", str(model),
+    return [sys.executable, "-m", "app.launcher", "index", str(tree), "--library", str(lib), "--model", str(model),
             "--device", "cpu", "--workers", "0", "--batch-size", str(batch)]
 
 
@@ -331,11 +331,3 @@ def test_search_runs_while_another_process_indexes(tmp_path, embedder):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def test_cpu_split_leaves_no_core_oversubscribed():
-    from core.indexer import cpu_split
-
-    assert cpu_split(cores=2) == (1, 1)
-    assert cpu_split(cores=16) == (3, 13)
-    assert cpu_split(workers=0, cores=4) == (0, 4)

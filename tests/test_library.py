@@ -7,8 +7,9 @@ import sqlite3
 import pytest
 
 from core.errors import LibraryBusyError, LibraryError, QueryError
-from core.library import DB_NAME, SCHEMA_VERSION, Library, default_library_dir
+from core.library import DB_NAME, Library, default_library_dir
 from core.query import QueryItem
+from core.schema import SCHEMA_VERSION
 
 
 def test_default_folder_follows_the_environment(tmp_path, monkeypatch):

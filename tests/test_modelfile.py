@@ -16,8 +16,8 @@ from core.modelfile import ModelInfo, PostProcess, builtin_model, load_model, lo
 
 
 def small_model(tmp_path, variant="s", post=True):
-    info = ModelInfo(name="tiny", variant=variant, input_size=32, training_data="test")
-    net = build_model(info.config(), seed=3)
+    info = ModelInfo(name="tiny", config=ModelConfig(variant=variant, input_size=32), training_data="test")
+    net = build_model(info.config, seed=3)
     pp = PostProcess(mean=np.arange(896, dtype=np.float32), scale=np.full(896, 2.0, np.float32)) if post else None
     return save_model(tmp_path / "tiny.safetensors", net, info, pp), net
 
@@ -25,7 +25,7 @@ def small_model(tmp_path, variant="s", post=True):
 def test_round_trip_keeps_weights_metadata_and_postprocess(tmp_path):
     path, net = small_model(tmp_path)
     loaded = load_model_file(path)
-    assert loaded.info.name == "tiny" and loaded.info.input_size == 32 and loaded.info.trained
+    assert loaded.info.name == "tiny" and loaded.info.config.input_size == 32 and loaded.info.trained
     for (k, a), (_, b) in zip(net.state_dict().items(), loaded.net.state_dict().items()):
         assert torch.equal(a, b), k
     assert np.array_equal(loaded.post.mean, np.arange(896, dtype=np.float32))
@@ -95,8 +95,8 @@ def test_postprocess_fit_standardises():
 
 
 def test_search_only_file_is_small_and_searches_the_same(tmp_path):
-    info = ModelInfo(name="lean", input_size=32, search_only=True)
-    net = build_model(info.config(), seed=3)
+    info = ModelInfo(name="lean", config=ModelConfig(input_size=32), search_only=True)
+    net = build_model(info.config, seed=3)
     lean = save_model(tmp_path / "lean.safetensors", net, info)
     full, _ = small_model(tmp_path, post=False)
     assert lean.stat().st_size * 2 < full.stat().st_size
@@ -109,11 +109,23 @@ def test_search_only_file_is_small_and_searches_the_same(tmp_path):
 
 def test_search_only_file_missing_style_weights_is_rejected(tmp_path):
     path = tmp_path / "gap.safetensors"
-    info = ModelInfo(name="gap", input_size=32, search_only=True)
-    weights = {f"net.{k}": v for k, v in build_model(info.config(), seed=3).state_dict().items()
+    info = ModelInfo(name="gap", config=ModelConfig(input_size=32), search_only=True)
+    weights = {f"net.{k}": v for k, v in build_model(info.config, seed=3).state_dict().items()
                if k.startswith("head.")}
     meta = {"format": modelfile.FORMAT, "format_version": modelfile.FORMAT_VERSION, "name": "gap",
             "input_size": 32, "search_only": True}
     save_file(weights, str(path), metadata={modelfile.META_KEY: json.dumps(meta)})
     with pytest.raises(ModelFileError, match="do not match"):
         load_model_file(path)
+
+
+def test_metadata_record_stays_flat_so_older_and_newer_versions_read_it(tmp_path):
+    from safetensors import safe_open
+
+    path, _ = small_model(tmp_path)
+    with safe_open(str(path), framework="pt") as fh:
+        record = json.loads(fh.metadata()[modelfile.META_KEY])
+    assert record["variant"] == "s" and record["input_size"] == 32 and record["mean"] == [0.485, 0.456, 0.406]
+    assert "config" not in record and "style_channels" not in record
+    bundled = load_model_file(modelfile.DEFAULT_MODEL).info  # written before ModelInfo held a ModelConfig
+    assert bundled.config == ModelConfig(variant="s", input_size=64) and bundled.colour_bins == (12, 4, 4)

@@ -162,11 +162,11 @@ def test_empty_library_search_is_a_clear_error(tmp_path, capsys):
 
 def test_exact_and_graph_agree(world, monkeypatch):
     """The hnswlib path gives the exact ranking on a small library."""
-    import core.index
+    import core.index_cache
 
     tmp, paths, lib, searcher = world
     exact = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=8))
-    monkeypatch.setattr(core.index, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(core.index_cache, "EXACT_LIMIT", 4)
     graph_searcher = Searcher(lib, searcher.embedder)
     assert graph_searcher.cache.current().kind == "hnsw"
     graph = graph_searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=8))
@@ -177,14 +177,14 @@ def test_exact_and_graph_agree(world, monkeypatch):
 @pytest.mark.parametrize("filter_exact_max", [0, 5000])
 def test_filtered_graph_search_matches_exact(world, monkeypatch, filter_exact_max):
     """Both filtered paths on a graph (hnswlib's filter, or vectors from SQLite) match exact search."""
-    import core.index
+    import core.index_cache
     import core.search
 
     tmp, paths, lib, searcher = world
     filters = SearchFilters(folder=str(tmp / "art" / "style02"), k=5)
     queries = [QueryItem(str(paths[0])), QueryItem(str(paths[9]), 0.5)]
     exact = searcher.search(queries, filters)
-    monkeypatch.setattr(core.index, "EXACT_LIMIT", 4)
+    monkeypatch.setattr(core.index_cache, "EXACT_LIMIT", 4)
     monkeypatch.setattr(core.search, "FILTER_EXACT_MAX", filter_exact_max)
     graph_searcher = Searcher(lib, searcher.embedder)
     assert graph_searcher.cache.current().kind == "hnsw"

@@ -223,7 +223,7 @@ def test_export_writes_an_app_model_file(trained, synth, tmp_path):
     model_path = tmp_path / "model.safetensors"
     assert main(["export", str(out / "last.pt"), str(model_path), "--workers", "0"]) == 0
     model = load_model_file(model_path)
-    assert model.info.trained and model.info.embedding == "style" and model.info.input_size == 32
+    assert model.info.trained and model.info.embedding == "style" and model.info.config.input_size == 32
     assert model.info.training_data == data_card_id(synth)
     assert model.post is not None and model.post.mean.shape == (model.net.config.style_dim,)
     assert model.info.notes["step"] == 4

@@ -8,11 +8,11 @@ and a checkpoint from elsewhere cannot run code.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
 
+from core.files import atomic_write
 from core.model import Aladin, ModelConfig, build_model
 from trainer.errors import CheckpointError
 
@@ -24,9 +24,8 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Write atomically: a crash mid-write leaves the previous checkpoint intact."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    torch.save({"format": FORMAT, "version": VERSION, **state}, tmp)
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        torch.save({"format": FORMAT, "version": VERSION, **state}, fh)
     return path
 
 

@@ -20,13 +20,15 @@ import os
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from core.decode import iter_decoded
 from core.errors import ImageError
+from core.files import atomic_path, write_text_atomic
 from core.images import load_array
+from core.paths import cache_dir
 from trainer.errors import DataError
 from trainer.manifest import Sample
 
@@ -41,7 +43,7 @@ def load_size_for(size: int) -> int:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("ALADIN_CACHE_DIR") or platformdirs.user_cache_dir("aladin")) / "trainer"
+    return cache_dir() / "trainer"
 
 
 class PixelCache:
@@ -74,25 +76,24 @@ class PixelCache:
         from tqdm import tqdm
 
         self.array_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.array_path.with_name(self.array_path.name + ".part")
         shape = (len(self.paths), self.load_size, self.load_size, 3)
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
         failed = {}
         row = 0
-        with tqdm(total=len(self.paths), desc="decoding once into the cache", unit="img", disable=None) as bar:
-            for chunk in iter_decoded(self.paths, self.load_size, chunk=32, workers=workers):
-                for d in chunk:
-                    if d.error is None:
-                        out[row] = d.pixels
-                    else:
-                        failed[d.path] = d.error
-                    row += 1
-                bar.update(len(chunk))
-        out.flush()
-        del out
-        os.replace(tmp, self.array_path)
-        self.index_path.write_text(json.dumps({"paths": len(self.paths), "load_size": self.load_size,
-                                               "failed": failed}))
+        with atomic_path(self.array_path) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            with tqdm(total=len(self.paths), desc="decoding once into the cache", unit="img", disable=None) as bar:
+                for chunk in iter_decoded(self.paths, self.load_size, chunk=32, workers=workers):
+                    for d in chunk:
+                        if d.error is None:
+                            out[row] = d.pixels
+                        else:
+                            failed[d.path] = d.error
+                        row += 1
+                    bar.update(len(chunk))
+            out.flush()
+            del out
+        write_text_atomic(self.index_path, json.dumps({"paths": len(self.paths), "load_size": self.load_size,
+                                                       "failed": failed}))
 
     def pixels(self, path: str) -> np.ndarray:
         if path in self.failed:

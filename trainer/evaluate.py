@@ -87,7 +87,7 @@ def load_subject(spec: str | None) -> LoadedModel:
     state = load_checkpoint(Path(spec))
     net = net_from_checkpoint(state)
     cfg = state["config"]
-    info = ModelInfo(name=Path(spec).stem, variant=net.config.variant, input_size=net.config.input_size,
+    info = ModelInfo(name=Path(spec).stem, config=net.config,
                      embedding=cfg.get("embedding", "style"), trained=True,
                      training_data=state.get("data_card", ""), notes={"step": state["step"]})
     return LoadedModel(net=net, info=info, post=None, source=str(spec), checksum=f"checkpoint:{state['step']}")
@@ -99,13 +99,13 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
         model.net.config = replace(model.net.config, input_size=size)
     except ValueError as exc:
         raise DataError(f"--input-size: {exc}") from exc
-    return replace(model, info=replace(model.info, input_size=size))
+    return replace(model, info=replace(model.info, config=model.net.config))
 
 
 def describe(embedder: Embedder) -> dict:
     info = embedder.model.info
     return {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
-            "architecture": info.variant, "trained": info.trained, "training_data": info.training_data,
+            "architecture": info.config.variant, "trained": info.trained, "training_data": info.training_data,
             "vector": embedder.which, "input_size": embedder.size, "colour_weight": embedder.colour_weight}
 
 

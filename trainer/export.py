@@ -66,7 +66,7 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     if not isinstance(net, Aladin):
         raise CheckpointError(f"{checkpoint}: a ResNet baseline is not an app model; evaluate it with "
                               "eval --model CKPT or fuse it with eval --fuse-with CKPT")
-    info = ModelInfo(name=name or out.stem, variant=net.config.variant, input_size=net.config.input_size,
+    info = ModelInfo(name=name or out.stem, config=net.config,
                      embedding=embedding or config.get("embedding", "style"), trained=True,
                      training_data=state.get("data_card", ""),
                      notes={"checkpoint": str(checkpoint), "step": state["step"],

@@ -10,8 +10,6 @@ so a gallery illustrates the reported numbers rather than a look-alike search.
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.errors import ImageError
+from core.files import atomic_write
 from core.images import fit_square, open_image
 from trainer.errors import DataError
 from trainer.evaluate import Embedded, add_data_arguments, add_subject_arguments, embed_subject, select_samples
@@ -133,16 +132,10 @@ def render(embedded: Embedded, rows: list[Row], tile: int, title: str) -> Image.
 
 
 def save_png(image: Image.Image, out: Path) -> None:
-    """Write beside the target and rename, so a reader never sees half a picture."""
+    """Write atomically, so a reader never sees half a picture."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".png.part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            image.save(fh, format="PNG")
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(out) as fh:
+        image.save(fh, format="PNG")
 
 
 def make_gallery(args: argparse.Namespace) -> tuple[Image.Image, list[Row], Embedded]:

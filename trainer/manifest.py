@@ -24,6 +24,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.files import atomic_write
 from trainer.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -102,9 +103,8 @@ def write_manifest(path: str | Path, samples: list[Sample], relative: bool = Tru
     path.parent.mkdir(parents=True, exist_ok=True)
     with_consensus = any(s.consensus is not None for s in samples)
     text = [c for c in OPTIONAL_TEXT if any(getattr(s, c) for s in samples)]
-    tmp = path.with_name(path.name + ".part")
     base = path.parent.resolve()
-    with open(tmp, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["path", "group"] + (["consensus"] if with_consensus else []) + text)
         for s in samples:
@@ -118,7 +118,6 @@ def write_manifest(path: str | Path, samples: list[Sample], relative: bool = Tru
             if with_consensus:
                 row.append("" if s.consensus is None else s.consensus)
             writer.writerow(row + [getattr(s, c) for c in text])
-    tmp.replace(path)
     return path
 
 

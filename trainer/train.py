@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from core.decode import default_workers
+from core.cpu import plan
 from core.embedder import Embedder
 from core.model import Aladin, ModelConfig, build_model
 from core.modelfile import LoadedModel, ModelInfo, load_model_file
@@ -319,8 +319,7 @@ class Trainer:
                                                    workers=self.args.workers)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
-        info = ModelInfo(name="validation", variant=self.net.config.variant, input_size=self.model_size,
-                         embedding=self.args.embedding)
+        info = ModelInfo(name="validation", config=self.net.config, embedding=self.args.embedding)
         embedder = Embedder(LoadedModel(self.net, info, None, "training", ""), device=str(self.device))
         try:
             raw = raw_in_batches(embedder, self.val_pixels)
@@ -335,7 +334,7 @@ class Trainer:
         # Cached pixels only need a crop and a flip: worker processes would cost more than they save.
         workers = self.args.workers
         if workers is None:
-            workers = 0 if self.cache is not None else default_workers()
+            workers = 0 if self.cache is not None else plan(device=self.device.type).decoders
         return DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers, collate_fn=collate,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           multiprocessing_context="spawn" if workers else None)

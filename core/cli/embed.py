@@ -18,6 +18,7 @@ from tqdm import tqdm
 from core.cli.options import add_model_options
 from core.embedder import Embedder
 from core.errors import AladinError
+from core.files import atomic_write
 from core.modelfile import load_model
 
 
@@ -30,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_model_options(p)
     p.add_argument("--batch-size", type=int, default=16, metavar="N")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoding processes (default: cores - 1; 0 decodes in-process)")
+                   help="decoding processes (default: as for aladin index; 0 decodes in-process)")
     p.add_argument("--which", choices=("style", "projection"), default=None,
                    help="vector to write: style code f or projection h(f) (default: the model's choice)")
     p.add_argument("--skip-bad", action="store_true",
@@ -48,14 +49,6 @@ def read_paths(path: Path) -> list[str]:
     return lines
 
 
-def save_atomic(out: Path, array: np.ndarray) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".part")
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-    tmp.replace(out)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise AladinError("--batch-size must be at least 1")
@@ -70,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"aladin: error: {len(errors)} of {len(paths)} images could not be read; nothing written "
               "(use --skip-bad to write zero rows for them)", file=sys.stderr)
         return 1
-    save_atomic(args.out, vectors)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(args.out) as fh:
+        np.save(fh, vectors)
     if args.skip_bad:
         bad = [{"line": i + 1, "path": p, "reason": errors[p]} for i, p in enumerate(paths) if p in errors]
         sidecar = args.out.with_suffix(".bad.json")

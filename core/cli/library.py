@@ -14,13 +14,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
 from core.cli.options import add_model_options
 from core.embedder import Embedder
 from core.errors import LibraryError, QueryError
-from core.indexer import IndexSummary, cpu_split, index_folders
+from core.indexer import IndexSummary, index_folders
 from core.library import Library
 from core.modelfile import load_model
 from core.query import QueryItem, SearchFilters
@@ -40,8 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="allow re-embedding the whole library with a different model")
     p.add_argument("--batch-size", type=int, default=32, metavar="N")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="decoding processes (default: cores - 1 with a GPU; about a fifth of the cores "
-                        "when the model runs on the CPU, which gets the rest; 0 decodes in-process)")
+                   help="decoding processes (default: cores - 1, up to 8, with a GPU; about a fifth of the "
+                        "cores when the model runs on the CPU, which gets the rest; 0 decodes in-process)")
     p.set_defaults(func=run_index)
 
     p = sub.add_parser("remove", help="remove a folder (and its images) from the library")
@@ -157,17 +156,13 @@ def run_index(args: argparse.Namespace) -> int:
         model = load_model(spec)
         embedder = Embedder(model, device=args.device,
                             which=record.which if record and args.model is None else None)
-        workers = args.workers
-        if embedder.device.type == "cpu":
-            workers, threads = cpu_split(workers)
-            torch.set_num_threads(threads)
         summary = None
         bar = None
         phase = None
         with _cancel_on_ctrl_c() as cancel:
             try:
                 for progress in index_folders(library, args.folders, embedder, cancel, switch_model=args.switch_model,
-                                              batch_size=args.batch_size, workers=workers):
+                                              batch_size=args.batch_size, workers=args.workers):
                     if progress.phase != phase:
                         if bar is not None:
                             bar.close()

@@ -20,10 +20,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image
 
+from core.files import atomic_write
 from core.images import BACKGROUND, to_rgb
 from trainer.corpora.imaging import RenderError, pixel_digest
 from trainer.corpora.provenance import FileOwners, package_info
@@ -131,21 +130,14 @@ def near_duplicate(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def _save_png(img, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        img.save(tmp, format="PNG", compress_level=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Not synced: a corpus is written in bulk, and an interrupted build re-renders what it lacks."""
+    with atomic_write(path, fsync=False) as fh:
+        img.save(fh, format="PNG", compress_level=1)
 
 
 def _write_json(path: Path, data) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+    with atomic_write(path, "w") as fh:
         json.dump(data, fh, indent=1, ensure_ascii=False)
-    os.replace(tmp, path)
 
 
 def _reuse(folder: Path, settings: dict, keys: list[str]) -> dict | None:
@@ -348,12 +340,10 @@ def _prune(images: Path, kept: set[Path]) -> None:
 
 
 def _write_manifest(path: Path, rows: list[dict]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+    with atomic_write(path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
 
 
 def run_build(cfg: BuildConfig, on_progress=None) -> BuildResult:

@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from core.decode import iter_decoded
+from core.files import atomic_write
 from trainer.errors import DataError
 from trainer.manifest import data_card_id, read_manifest, write_manifest
 
@@ -80,12 +81,10 @@ def pack(manifest: Path, out: Path, load_size: int, quality: int = 80, workers: 
         local = write_manifest(Path(folder) / MANIFEST, packed)
         info = {"origin": str(manifest), "origin_card": data_card_id(manifest), "load_size": load_size,
                 "quality": quality, "images": len(packed), "failed": failed, "offsets": offsets}
-        tmp = out.with_name(out.name + ".part")
-        with tarfile.open(tmp, "w") as tar:
+        with atomic_write(out) as fh, tarfile.open(fileobj=fh, mode="w") as tar:
             _add(tar, MANIFEST, local.read_bytes())
             _add(tar, PACK_INFO, json.dumps(info).encode())
             tar.add(blob_path, BLOB)
-    tmp.replace(out)
     return PackResult(len(packed), failed, out.stat().st_size)
 
 

@@ -1,6 +1,6 @@
-"""Render the app's main states offscreen into PNGs (``python -m app.screenshots --out docs``).
+"""Render the app's main states offscreen into PNGs (``python bench/screenshots.py --out docs``).
 
-Runs the real window on a generated collection (app/collection.py) with the
+Runs the real window on a generated collection (bench/collection.py) with the
 bundled default model, in a throwaway library, config and cache, so it never
 touches the user's own. Dialogs are shown and grabbed the same way.
 """
@@ -14,6 +14,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def isolate(base: Path) -> None:
@@ -54,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     from PySide6.QtCore import QMimeData, QUrl
     from PySide6.QtWidgets import QApplication
 
-    from app.collection import make_collection
     from app.engine import Engine
     from app.mainwindow import MainWindow
     from app.options import Settings
+    from bench.collection import make_collection
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setStyle("Fusion")
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bundled, modelfile.DEFAULT_MODEL = modelfile.DEFAULT_MODEL, work / "absent.safetensors"
     w = window_for("", "lib-empty")
-    spin(lambda: w.banner.isVisible())
+    spin(lambda: w.ui.banner.isVisible())
     settle(w)
     shot(w, "no-model")
     w.close()
@@ -109,19 +111,19 @@ def main(argv: list[str] | None = None) -> int:
     # 2. first run with a model: the empty state
     w = window_for(args.model, "lib")
     spin(lambda: w.engine.ready)
-    w.banner.hide()
+    w.ui.banner.hide()
     settle(w)
     shot(w, "first-run")
 
     # 3. indexing in progress
     seen = []
     w.engine.index_progress.connect(lambda p: seen.append(p) if p.phase == "embed" and p.done else None)
-    w.add_folders([str(art)])
+    w.library.add_folders([str(art)])
     spin(lambda: len(seen) >= 2)
     app.processEvents()
     shot(w, "indexing")
     spin(lambda: not w.engine.indexing, 600)
-    spin(lambda: w.library_label.text().startswith(str(len(paths))), 10)
+    spin(lambda: w.ui.library_label.text().startswith(str(len(paths))), 10)
 
     # 4. results for a moodboard: two positives and a negative
     board = [paths[8 * 1 + 2], paths[8 * 8 + 1]]
@@ -135,31 +137,32 @@ def main(argv: list[str] | None = None) -> int:
     w.moodboard.add([MoodboardEntry(str(paths[8 * 4 + 3]))])
     w.moodboard.setData(w.moodboard.index(2), True, NegativeRole)
     w.moodboard.setData(w.moodboard.index(0), 2.0, WeightRole)
-    w.moodboard_name = "Warm collage"
+    w.boards.name = "Warm collage"
     spin(lambda: w.results.rowCount() > 0 and not w.engine.searching)
-    w.banner.hide()
-    w.view.setCurrentIndex(w.results.index(1))
+    w.ui.banner.hide()
+    w.ui.view.setCurrentIndex(w.results.index(1))
     settle(w)
     shot(w, "results")
 
     # 5. the failures list and settings
-    w.show_failures()
-    spin(lambda: w.failures_dialog.model.rowCount() > 0, 10)
-    shot(w.failures_dialog, "failures")
-    w.failures_dialog.close()
+    w.library.show_failures()
+    spin(lambda: w.library.failures_dialog.model.rowCount() > 0, 10)
+    shot(w.library.failures_dialog, "failures")
+    w.library.failures_dialog.close()
     from app.dialogs import SettingsDialog
 
-    dialog = SettingsDialog(w.settings_values(), parent=w)
+    dialog = SettingsDialog(w.models.settings_values(), parent=w)
     dialog.show()
     app.processEvents()
     shot(dialog, "settings")
     dialog.close()
 
     # 6. the large preview
-    w.show_preview(w.results.index(1))
-    spin(lambda: w.preview.label.pixmap() is not None and not w.preview.label.pixmap().isNull(), 10)
-    shot(w.preview, "preview")
-    w.preview.close()
+    w.result_actions.show_preview(w.results.index(1))
+    preview = w.result_actions.preview
+    spin(lambda: preview.label.pixmap() is not None and not preview.label.pixmap().isNull(), 10)
+    shot(preview, "preview")
+    preview.close()
 
     # 7. the same results on a dark palette
     app.setPalette(dark_palette())
