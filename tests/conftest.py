@@ -21,6 +21,17 @@ import torch
 from PIL import Image
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_user_dirs(tmp_path_factory):
+    """Module- and session-scoped fixtures run before the per-test isolation below, so the whole session
+    points the per-user folders at a temp folder too (a module fixture that trains writes a pixel cache)."""
+    base = tmp_path_factory.mktemp("session-userdirs")
+    with pytest.MonkeyPatch.context() as patch:
+        for name, sub in (("ALADIN_LOG_DIR", "log"), ("ALADIN_LIBRARY", "library"), ("ALADIN_CACHE_DIR", "cache")):
+            patch.setenv(name, str(base / sub))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     """Logs, caches and the default library go to a temp folder, never the real home."""

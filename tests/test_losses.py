@@ -1,4 +1,4 @@
-"""Eq. 2 against a hand computation, and logit accumulation against a plain full-batch step."""
+"""Eq. 2 and the two-view term against hand computations, and logit accumulation against a plain full-batch step."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from core.model import ModelConfig, build_model
-from trainer.losses import contrastive_loss, reconstruction_error
+from trainer.losses import contrastive_loss, reconstruction_error, view_loss
 from trainer.step import Objective, TrainModule, accumulated_step, plain_step
 
 
@@ -39,6 +39,33 @@ def test_contrastive_loss_prefers_grouped_embeddings():
 def test_contrastive_loss_rejects_batches_without_pairs():
     with pytest.raises(ValueError):
         contrastive_loss(torch.eye(3), torch.tensor([0, 1, 2]))
+
+
+def test_view_loss_matches_hand_computation():
+    # Images 0-3 in groups a a b b, each with a second view; 8 rows [z; views].
+    z = torch.nn.functional.normalize(torch.randn(4, 3, generator=torch.Generator().manual_seed(0)), dim=1)
+    views = torch.nn.functional.normalize(z + 0.3 * torch.randn(4, 3, generator=torch.Generator().manual_seed(1)),
+                                          dim=1)
+    labels = torch.tensor([0, 0, 1, 1])
+    tau = 0.5
+    rows = torch.cat([z, views])
+    image, group = [0, 1, 2, 3] * 2, [0, 0, 1, 1] * 2
+    expected = 0.0
+    for a in range(8):
+        positive = math.exp(float(rows[a] @ rows[(a + 4) % 8]) / tau)
+        # Negatives: rows of the other group only; the same group's other image is neither.
+        negatives = sum(math.exp(float(rows[a] @ rows[n]) / tau) for n in range(8) if group[n] != group[a])
+        assert sum(1 for n in range(8) if image[n] == image[a] and n != a) == 1
+        expected += -math.log(positive / negatives)
+    assert view_loss(z, views, labels, tau).item() == pytest.approx(expected / 8, rel=1e-5)
+
+
+def test_view_loss_gives_images_without_a_group_mate_a_positive():
+    z = torch.eye(3)
+    singles = torch.tensor([0, 1, 2])
+    with pytest.raises(ValueError):
+        contrastive_loss(z, singles)
+    assert view_loss(z, z, singles) < view_loss(z, z.roll(1, dims=0), singles)
 
 
 def test_reconstruction_error_is_per_image_mean_absolute_error():
@@ -72,10 +99,53 @@ def test_logit_accumulation_gradients_equal_full_batch(lambda_rec):
     assert reference.keys() == accumulated.keys()
     decoder_grads = [n for n in reference if n.startswith(("net.decoder", "net.content_encoder"))]
     assert bool(decoder_grads) == (lambda_rec > 0), "the reconstruction branch runs only when weighted"
+    _assert_same_grads(accumulated, reference)
+
+
+def _assert_same_grads(accumulated, reference):
+    assert accumulated.keys() == reference.keys()
     for name, g in reference.items():
         # float32 tolerance: chunked convolutions sum in a different order than the full batch.
         scale = g.abs().max().item()
         torch.testing.assert_close(accumulated[name], g, rtol=1e-3, atol=1e-4 * scale + 1e-8, msg=name)
+
+
+@pytest.mark.usefixtures("training_torch")
+def test_logit_accumulation_with_second_views_equals_full_batch():
+    # With the reconstruction term: views replay without the decoder, images with it.
+    lambda_rec = 1e-2
+    net = build_model(ModelConfig(input_size=32), seed=4)
+    module = TrainModule(net)
+    g = torch.Generator().manual_seed(2)
+    x, views = torch.randn(7, 3, 32, 32, generator=g), torch.randn(7, 3, 32, 32, generator=g)
+    # Two pairs and three images alone in their group: those learn from their views only.
+    labels = torch.tensor([0, 0, 1, 1, 2, 3, 4])
+    objective = Objective(tau=0.1, lambda_rec=lambda_rec, ssl_weight=0.5)
+
+    full = plain_step(module, x, labels, objective, views=views)
+    reference = _grads(module)
+    module.zero_grad(set_to_none=True)
+    chunked = accumulated_step(module, x, labels, objective, chunk_size=3, views=views)
+
+    assert full.ssl > 0 and chunked.ssl == pytest.approx(full.ssl, rel=1e-5)
+    assert chunked.total == pytest.approx(full.total, rel=1e-5)
+    assert full.total == pytest.approx(full.contrastive + lambda_rec * full.reconstruction + 0.5 * full.ssl,
+                                       rel=1e-5)
+    _assert_same_grads(_grads(module), reference)
+    module.zero_grad(set_to_none=True)
+    plain_step(module, x, labels, Objective(tau=0.1, lambda_rec=lambda_rec))
+    without = _grads(module)
+    assert not torch.allclose(without["net.head.net.0.weight"], reference["net.head.net.0.weight"]), \
+        "the views change the gradient"
+
+
+def test_steps_refuse_views_that_do_not_match_the_objective():
+    module = TrainModule(build_model(ModelConfig(input_size=32), seed=0))
+    x, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 0, 1, 1])
+    with pytest.raises(ValueError, match="second views"):
+        plain_step(module, x, labels, Objective(tau=0.1, lambda_rec=0.0, ssl_weight=1.0))
+    with pytest.raises(ValueError, match="second views"):
+        accumulated_step(module, x, labels, Objective(tau=0.1, lambda_rec=0.0), 2, views=x)
 
 
 def test_accumulation_scales_gradients_with_the_amp_grad_scaler():

@@ -84,3 +84,22 @@ def test_rank_shares_make_up_the_global_batch():
         assert ranks[0].local_batch(number) + ranks[1].local_batch(number) == whole.global_batch(number)
     with pytest.raises(DataError, match="evenly"):
         GroupPairSampler(groups, 3, world_size=4)
+
+
+def test_single_image_groups_join_batches_after_unchanged_pairs():
+    groups = _groups([2, 3, 1, 2, 1, 4, 1, 2])
+    singles = {groups[2][0], groups[4][0], groups[6][0]}
+    plain = GroupPairSampler(groups, 3, seed=2)
+    mixed = GroupPairSampler(groups, 3, seed=2, singles_per_batch=2, max_batches=10)
+    assert mixed.batch_size == 8 and mixed.skipped_groups == 3
+    seen = set()
+    for number, batch in enumerate(mixed):
+        assert batch[:6] == plain.global_batch(number), "the pairs are those of a sampler without singles"
+        extra = [i for i, _ in batch[6:]]
+        assert len(set(extra)) == 2 and set(extra) <= singles, "two distinct single images"
+        seen |= set(extra)
+    assert seen == singles
+    with pytest.raises(DataError, match="only 3 groups have a single image"):
+        GroupPairSampler(groups, 3, singles_per_batch=4)
+    with pytest.raises(DataError, match="single images"):
+        GroupPairSampler(groups, 3, singles_per_batch=1).load_state_dict(plain.state_dict())

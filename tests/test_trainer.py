@@ -12,6 +12,7 @@ from PIL import Image
 from core.modelfile import load_model_file
 from trainer.bamfg import import_bamfg
 from trainer.cli import main, parse_args
+from trainer.data import augment, collate, second_view
 from trainer.errors import DataError
 from trainer.manifest import Sample, at_consensus, data_card_id, read_manifest, write_manifest
 from trainer.metrics import retrieval_metrics
@@ -114,6 +115,20 @@ def test_synthetic_groups_share_style_while_content_varies():
     within = np.mean([np.linalg.norm(means[3 * g] - means[3 * g + 1]) for g in range(6)])
     across = np.mean([np.linalg.norm(means[3 * g] - means[3 * (g + 1) % 18]) for g in range(5)])
     assert within < across
+
+
+def test_second_view_rescales_a_crop_and_never_touches_colour():
+    flat = np.full((36, 36, 3), (200, 30, 90), np.uint8)
+    assert (second_view(flat, 32, seed=4) == (200, 30, 90)).all(), "no colour jitter"
+    # A horizontal ramp of 7 levels per pixel: a view at scale s has slope 7 * s, and 0.79 <= s <= 1.125.
+    ramp = np.repeat(np.repeat((np.arange(36) * 7)[None, :, None], 36, 0), 3, 2).astype(np.uint8)
+    views = [second_view(ramp, 32, seed) for seed in range(12)]
+    assert all(v.shape == (32, 32, 3) and v.dtype == np.uint8 for v in views)
+    assert np.array_equal(views[0], second_view(ramp, 32, 0)), "seeded by the batch"
+    slopes = [np.abs(np.diff(v[16, 4:28, 0].astype(float))).mean() for v in views]
+    assert all(5.3 < s < 8.0 for s in slopes), slopes
+    assert max(slopes) - min(slopes) > 0.5, "the scale varies"
+    assert not np.array_equal(views[3], augment(ramp, 32, 3)), "the second view differs from the first"
 
 
 def test_retrieval_metrics_match_hand_values():
@@ -328,3 +343,25 @@ def test_a_corrupt_training_image_is_left_out_not_fatal(synth, tmp_path, cache):
         image, group = trainer.dataset[(index, 1)]
         assert image.shape == (3, 32, 32), "a group-mate stands in for the unreadable file"
     assert trainer.fit()["steps"] == 2
+
+
+def test_self_supervised_views_train_with_accumulation_reconstruction_and_singles(synth, tmp_path):
+    samples = read_manifest(synth)
+    # The first style's four images become four groups of one: only their second views give them positives.
+    first = samples[0].group
+    solo = [Sample(s.path, f"solo{k}") for k, s in enumerate(s for s in samples if s.group == first)]
+    manifest = write_manifest(tmp_path / "m.csv", solo + [s for s in samples if s.group != first])
+    argv = ["train", "--data", str(manifest), "--out", str(tmp_path / "run"), "--groups-per-batch", "3",
+            "--chunk-size", "4", "--steps", "2", "--eval-every", "0", "--patience", "0", "--val", "0.25",
+            "--ssl-weight", "0.5", "--singles-per-batch", "2", *TINY]
+    trainer = Trainer(parse_args(argv))
+    images, labels, views = collate([trainer.dataset[item] for item in trainer.sampler.local_batch(0)])
+    assert images.shape == views.shape == (8, 3, 32, 32)
+    solo_ids = {trainer.dataset.group_ids[g] for g in trainer.dataset.groups if g.startswith("solo")}
+    assert set(labels[6:].tolist()) <= solo_ids and labels[6] != labels[7], "two singles after the pairs"
+    assert trainer.fit()["steps"] == 2
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    for row in (r for r in rows if "loss/total" in r):
+        assert row["loss/ssl"] > 0 and row["loss/reconstruction"] > 0
+        assert row["loss/total"] == pytest.approx(row["loss/contrastive"] + 1e-2 * row["loss/reconstruction"]
+                                                  + 0.5 * row["loss/ssl"], rel=1e-5)

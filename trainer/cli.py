@@ -1,4 +1,4 @@
-"""``python -m trainer``: train, finetune, eval, gallery, export, and data preparation.
+"""``python -m trainer``: train, finetune, eval, crossval, gallery, export, and data preparation.
 
 ``main(argv)`` takes an argument list so tests run whole commands in-process.
 Known problems (:class:`core.errors.AladinError`) become one line on stderr and
@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from core.cli.runner import run_command
 from core.logs import setup_logging
-from trainer import evaluate, export, gallery, prepare, train
+from trainer import crossval, evaluate, export, gallery, prepare, train
 
-COMMAND_MODULES = (train, evaluate, export, prepare, gallery)
+COMMAND_MODULES = (train, evaluate, crossval, export, prepare, gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -4,7 +4,10 @@ Every image is decoded by :func:`core.images.load_array`, the same path the
 app and ``eval`` use, at a slightly larger ``load_size``; augmentation then
 takes a random ``size`` crop and a random horizontal flip. Crops and flips keep
 palette, stroke width and texture intact; colour jitter or rescaling would
-change exactly what the model must learn to see.
+change exactly what the model must learn to see. Only the self-supervised
+term's second view (:func:`second_view`) is rescaled, and only moderately: the
+same picture shown a little larger or smaller keeps its style. It is never
+colour-jittered, because colour is style.
 
 On a CPU, decoding full-size JPEGs costs more than the small network, so the
 :class:`PixelCache` decodes each file once into one memory-mapped uint8 array
@@ -36,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # Decode a little larger than the input so a random crop can move.
 CROP_MARGIN = 1.125
+# The second view covers this share of the decoded square's side before it is resized to the input:
+# 0.7-1.0 of 1.125 x size is 0.79-1.125 x size, so marks look up to 27% larger or 11% smaller than in
+# the first view: enough to teach scale tolerance, too little to turn fine hatching into flat colour.
+VIEW_SCALE = (0.7, 1.0)
 
 
 def load_size_for(size: int) -> int:
@@ -119,17 +126,37 @@ def augment(pixels: np.ndarray, size: int, seed: int | None) -> np.ndarray:
     return out[:, ::-1] if rng.random() < 0.5 else out
 
 
+def second_view(pixels: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """Another view of the picture :func:`augment` crops: a random square at a random scale, resized to ``size``.
+
+    Seeded from the same augmentation seed, so both views of an image are fixed
+    by the batch. Different position and scale, same colours: the positive pair
+    of the self-supervised term (:func:`trainer.losses.view_loss`).
+    """
+    rng = np.random.default_rng([seed, 1])
+    h, w = pixels.shape[:2]
+    side = int(round(min(h, w) * rng.uniform(*VIEW_SCALE)))
+    top, left = rng.integers(0, h - side + 1), rng.integers(0, w - side + 1)
+    region = Image.fromarray(np.ascontiguousarray(pixels[top:top + side, left:left + side]))
+    # The resampling fit_square uses, so a view looks like an image the app decoded at that scale.
+    method = Image.Resampling.LANCZOS if side > size else Image.Resampling.BICUBIC
+    out = np.asarray(region.resize((size, size), method))
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
 class PairDataset(Dataset):
     """Items are ``(index, aug_seed)`` from :class:`trainer.sampler.GroupPairSampler`.
 
     An image that fails to decode is replaced by the next image of its group
-    (logged once): one bad file must not stop hours of training.
+    (logged once): one bad file must not stop hours of training. With
+    ``views`` each item also carries its :func:`second_view`.
     """
 
     def __init__(self, samples: list[Sample], groups: dict[str, list[int]], size: int,
-                 cache: PixelCache | None = None) -> None:
+                 cache: PixelCache | None = None, views: bool = False) -> None:
         self.samples = samples
         self.groups = groups
+        self.views = views
         self.size = size
         self.load_size = load_size_for(size)
         self.cache = cache
@@ -143,7 +170,7 @@ class PairDataset(Dataset):
             return self.cache.pixels(self.samples[index].path)
         return load_array(self.samples[index].path, self.load_size)[0]
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int] | tuple[torch.Tensor, int, torch.Tensor]:
         index, seed = item
         members = self.groups[self.samples[index].group]
         start = members.index(index)
@@ -156,13 +183,19 @@ class PairDataset(Dataset):
                 log.warning("training: skipping unreadable %s (%s)", exc.path, exc.reason)
         else:
             raise DataError(f"no image of group {self.samples[index].group!r} can be decoded")
-        crop = np.ascontiguousarray(augment(pixels, self.size, seed).transpose(2, 0, 1))
-        return torch.from_numpy(crop), self.group_ids[self.samples[index].group]
+        crop = torch.from_numpy(np.ascontiguousarray(augment(pixels, self.size, seed).transpose(2, 0, 1)))
+        group = self.group_ids[self.samples[index].group]
+        if not self.views:
+            return crop, group
+        view = np.ascontiguousarray(second_view(pixels, self.size, seed).transpose(2, 0, 1))
+        return crop, group, torch.from_numpy(view)
 
 
-def collate(items: list[tuple[torch.Tensor, int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 images (B, 3, H, W) and group ids, the same on every rank so gathered labels agree."""
-    return torch.stack([x for x, _ in items]), torch.tensor([g for _, g in items])
+def collate(items: list[tuple]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """uint8 images (B, 3, H, W), group ids (the same on every rank so gathered labels agree) and the
+    second views (B, 3, H, W), or ``None`` when the items carry none."""
+    views = torch.stack([item[2] for item in items]) if len(items[0]) > 2 else None
+    return torch.stack([item[0] for item in items]), torch.tensor([item[1] for item in items]), views
 
 
 def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:

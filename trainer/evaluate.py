@@ -3,6 +3,12 @@
 Embedding goes through the app's own path (:func:`core.decode.iter_decoded`,
 :meth:`core.embedder.Embedder.raw_from_pixels`, :meth:`Embedder.finish`), so a
 number in a report is the number a user's search gets.
+
+A manifest with a ``source`` column also gets every figure per source, with
+its content trap, and their unweighted mean (``source_mean``), so a large easy
+source cannot hide a hard one. ``--sources`` makes some sources the whole
+gallery: the out-of-domain test of a run that held them out of training
+(``train --test-sources``), and one fold of ``trainer crossval``.
 """
 
 from __future__ import annotations
@@ -24,8 +30,8 @@ from core.modelfile import LoadedModel, ModelInfo, PostProcess, load_model
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
 from trainer.manifest import Sample, at_consensus, read_manifest
-from trainer.metrics import by_source, content_trap, score_queries, summarise
-from trainer.splits import split_by_group
+from trainer.metrics import by_source, content_trap, mean_over, score_queries, summarise
+from trainer.splits import of_sources, source_names, split_by_group
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +124,9 @@ def add_data_arguments(p: argparse.ArgumentParser, split: str = "all", test: flo
     p.add_argument("--val", type=float, default=0.1, help="validation fraction of groups (with --split)")
     p.add_argument("--test", type=float, default=test, help=f"test fraction of groups (with --split; default {test})")
     p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--sources", type=source_names, default=None, metavar="A,B",
+                   help="only these sources' images (after --split), as the whole gallery: the out-of-domain "
+                        "test of a run that held them out (train --test-sources)")
 
 
 def add_subject_arguments(p: argparse.ArgumentParser) -> None:
@@ -161,6 +170,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"{report['subject']}: P@1 {m['P@1']:.4f}  P@5 {m['P@5']:.4f}  P@10 {m['P@10']:.4f}  "
           f"mAP {m['mAP']:.4f}  ({m['queries']} queries; {trapped}; "
           f"standardisation: {report['standardisation']})")
+    if args.sources:
+        mean = report["source_mean"]
+        print(f"unweighted mean over {mean['count']} sources: P@1 {mean['P@1']:.4f}  P@5 {mean['P@5']:.4f}  "
+              f"P@10 {mean['P@10']:.4f}  mAP {mean['mAP']:.4f}")
     if args.report:
         args.report.parent.mkdir(parents=True, exist_ok=True)
         args.report.write_text(json.dumps(report, indent=1))
@@ -168,11 +181,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def select_samples(args: argparse.Namespace) -> list[Sample]:
-    """The manifest rows of the chosen consensus level and split."""
+    """The manifest rows of the chosen consensus level, split and sources."""
     samples = at_consensus(read_manifest(args.data), args.consensus)
     samples = split_by_group(samples, args.val, args.test, args.split_seed).of(args.split)
+    if args.sources:
+        samples = of_sources(samples, args.sources)
     if not samples:
-        raise DataError(f"the {args.split} split is empty")
+        raise DataError(f"the {args.split} split is empty" + (" for these sources" if args.sources else ""))
     return samples
 
 
@@ -246,14 +261,17 @@ def evaluate(args: argparse.Namespace) -> dict:
     embedded = embed_subject(args, samples)
     labels = np.array([s.group for s in embedded.samples])
     report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
+                             "sources": args.sources,
                              "images": len(embedded.samples), "groups": int(len(set(labels))),
                              "unreadable": len(embedded.unreadable)},
                     "subject": embedded.subject, "standardisation": embedded.standardisation, **embedded.details}
     results = score_queries(embedded.vectors, labels)
     report["metrics"] = summarise(results)
-    report["content_trap"] = content_trap(results, labels, np.array([s.content for s in embedded.samples]))
+    contents = np.array([s.content for s in embedded.samples])
+    report["content_trap"] = content_trap(results, labels, contents)
     sources = [s.source for s in embedded.samples]
     if any(sources):
-        report["by_source"] = by_source(results, np.array(sources))
+        report["by_source"] = by_source(results, np.array(sources), labels, contents)
+        report["source_mean"] = mean_over(list(report["by_source"].values()))
     report["seconds"] = round(time.time() - started, 2)
     return report

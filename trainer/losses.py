@@ -1,8 +1,17 @@
-"""The training objective: eq. 2 (contrastive) + lambda * eq. 3 (L1 reconstruction), eq. 4.
+"""The training objective: eq. 2 (contrastive) + lambda * eq. 3 (L1 reconstruction), eq. 4, and an optional
+self-supervised term.
 
-Both terms are means over the batch rather than the paper's sums: the ratio
-between them (and so the meaning of lambda = 1e-2) is unchanged, and the
+Both paper terms are means over the batch rather than the paper's sums: the
+ratio between them (and so the meaning of lambda = 1e-2) is unchanged, and the
 learning rate does not have to follow the batch size.
+
+The self-supervised term (:func:`view_loss`, weighted by ``--ssl-weight``) adds
+the positives that style-retrieval work such as CSD (Somepalli et al. 2024)
+pairs with its label loss: two views of one picture, cropped and scaled
+differently, are the same style whatever group they carry. Group labels only
+say that two images share a style; they never say that a crop of a picture at
+another scale does, and a model trained on groups alone can lean on whatever
+a source's groups happen to share (its palette, its subject) instead.
 """
 
 from __future__ import annotations
@@ -28,12 +37,35 @@ def contrastive_loss(z: torch.Tensor, labels: torch.Tensor, tau: float = DEFAULT
     """
     if z.dim() != 2 or labels.shape != (z.shape[0],):
         raise ValueError(f"expected z (B, D) and labels (B,), got {tuple(z.shape)} and {tuple(labels.shape)}")
-    z = at_least_float32(z)
-    logits = z @ z.t() / tau
     same = labels[:, None] == labels[None, :]
     eye = torch.eye(len(labels), dtype=torch.bool, device=z.device)
-    pos = same & ~eye
-    neg = ~same
+    return _masked_contrastive(z, same & ~eye, ~same, tau)
+
+
+def view_loss(z: torch.Tensor, views: torch.Tensor, labels: torch.Tensor, tau: float = DEFAULT_TAU) -> torch.Tensor:
+    """The self-supervised term: eq. 2 over the 2B rows ``[z; views]`` with each image's two views as positives.
+
+    Row i of ``views`` is another view of the image of row i of ``z``. The
+    negatives are the rows of other groups only: another image of the anchor's
+    own group shares its style, so pushing it away would fight the group term.
+    An image alone in its group (``labels`` unique) still has its other view,
+    so images that no group describes train the model too.
+    """
+    if views.shape != z.shape or labels.shape != (z.shape[0],):
+        raise ValueError(f"expected z and views (B, D) and labels (B,), got {tuple(z.shape)}, "
+                         f"{tuple(views.shape)} and {tuple(labels.shape)}")
+    image = torch.arange(len(labels), device=z.device).repeat(2)
+    group = labels.repeat(2)
+    eye = torch.eye(len(image), dtype=torch.bool, device=z.device)
+    pos = (image[:, None] == image[None, :]) & ~eye
+    neg = group[:, None] != group[None, :]
+    return _masked_contrastive(torch.cat([z, views]), pos, neg, tau)
+
+
+def _masked_contrastive(z: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, tau: float) -> torch.Tensor:
+    """Eq. 2 for any positive and negative masks (B, B); rows that are neither are left out of both sums."""
+    z = at_least_float32(z)
+    logits = z @ z.t() / tau
     valid = pos.any(1) & neg.any(1)
     if not valid.any():
         raise ValueError("the batch has no anchor with both a positive and a negative")

@@ -90,23 +90,50 @@ def retrieval_metrics(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ..
     return summarise(score_queries(vectors, labels, ks, chunk))
 
 
-def by_source(results: QueryResults, sources: np.ndarray) -> dict[str, dict]:
+def by_source(results: QueryResults, sources: np.ndarray, labels: np.ndarray | None = None,
+              contents: np.ndarray | None = None) -> dict[str, dict]:
     """The metrics of the queries from each source, still ranked against the whole set.
 
     A pooled P@1 hides a source the model cannot handle behind a large easy one;
-    the gallery a query searches is the whole set, as in the app.
+    the gallery a query searches is the whole set, as in the app. With
+    ``labels`` and ``contents`` each source also gets its content trap.
     """
     sources = np.asarray(sources)
-    return {str(s): summarise(results, sources == s) for s in sorted(set(sources.tolist()))}
+    out = {}
+    for s in sorted(set(sources.tolist())):
+        out[str(s)] = summarise(results, sources == s)
+        if labels is not None and contents is not None:
+            out[str(s)]["content_trap"] = content_trap(results, labels, contents, sources == s)
+    return out
 
 
-def content_trap(results: QueryResults, labels: np.ndarray, contents: np.ndarray) -> dict:
+def mean_over(rows: list[dict]) -> dict:
+    """Unweighted mean of per-source (or per-fold) figures, so a small source counts as much as a large one.
+
+    Rows without a scorable query carry no figure and are left out; the content
+    trap share is averaged over the rows where it could be measured (``None``
+    when none could).
+    """
+    scored = [r for r in rows if r["queries"]]
+    keys = [k for k in rows[0] if k.startswith("P@") or k == "mAP"] if rows else []
+    out: dict = {k: float(np.mean([r[k] for r in scored])) if scored else 0.0 for k in keys}
+    shares = [r["content_trap"]["share"] for r in scored
+              if r.get("content_trap") and r["content_trap"]["share"] is not None]
+    out["content_trap"] = float(np.mean(shares)) if shares else None
+    out["count"] = len(scored)
+    return out
+
+
+def content_trap(results: QueryResults, labels: np.ndarray, contents: np.ndarray,
+                 mask: np.ndarray | None = None) -> dict:
     """How often the top result is the same picture in another style rather than the query's style.
 
     Measurable queries are the scorable ones whose content id is shared by an
     image of another group; for them a content-driven model can be fooled. The
     share is of those queries (``None`` when there are none), so it reads the
-    same on a set with few stylised images as on one with many.
+    same on a set with few stylised images as on one with many. ``mask``
+    restricts the queries (e.g. to one source); their results still come from
+    the whole set.
     """
     labels = np.asarray(labels)
     contents = np.asarray(contents, dtype=object)
@@ -116,6 +143,8 @@ def content_trap(results: QueryResults, labels: np.ndarray, contents: np.ndarray
             groups_of.setdefault(content, set()).add(group)
     shared = np.array([bool(c) and len(groups_of[c]) > 1 for c in contents], bool)
     measurable = results.scorable & shared
+    if mask is not None:
+        measurable &= np.asarray(mask, bool)
     rows = np.flatnonzero(measurable)
     top = results.top1[rows]
     trapped = int(((contents[top] == contents[rows]) & (labels[top] != labels[rows])).sum())

@@ -13,6 +13,12 @@ Memory then grows with the chunk, not the batch: only B x 128 projections and
 their gradients live across chunks. The reconstruction term is a sum over
 images, so each chunk adds its own part in stage 3 and the first stage never
 runs the content encoder or decoder.
+
+With the self-supervised term each image brings a second view. The views take
+the same three stages as the images: embedded in chunks without a graph,
+scored with the images in one loss over the whole batch, replayed chunk by
+chunk with their cached gradient (and no reconstruction: eq. 3 is over the
+images only). So accumulation still gives the full-batch gradient.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import torch.distributed as dist
 from torch import nn
 
 from core.model import Aladin
-from trainer.losses import at_least_float32, contrastive_loss, reconstruction_error
+from trainer.losses import at_least_float32, contrastive_loss, reconstruction_error, view_loss
 
 
 class TrainModule(nn.Module):
@@ -50,10 +56,16 @@ class TrainModule(nn.Module):
 class Objective:
     tau: float
     lambda_rec: float
+    ssl_weight: float = 0.0
 
     @property
     def reconstruct(self) -> bool:
         return self.lambda_rec > 0
+
+    @property
+    def views(self) -> bool:
+        """Whether a step needs a second view of every image (the self-supervised term is weighted)."""
+        return self.ssl_weight > 0
 
 
 @dataclass
@@ -61,6 +73,7 @@ class StepLosses:
     total: float
     contrastive: float
     reconstruction: float
+    ssl: float
 
 
 def _world() -> tuple[int, int]:
@@ -91,16 +104,28 @@ def _backward(loss: torch.Tensor, scaler) -> None:
     (scaler.scale(loss) if scaler is not None else loss).backward()
 
 
+def _check_views(objective: Objective, views: torch.Tensor | None) -> None:
+    if objective.views != (views is not None):
+        raise ValueError("a step takes second views exactly when the self-supervised term is weighted "
+                         f"(ssl_weight {objective.ssl_weight}, views {'given' if views is not None else 'none'})")
+
+
 def plain_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, objective: Objective,
-               autocast: Callable = nullcontext, scaler=None) -> StepLosses:
-    """The reference: one forward and backward over the whole (single-process) batch."""
+               autocast: Callable = nullcontext, scaler=None, views: torch.Tensor | None = None) -> StepLosses:
+    """The reference: one forward and backward over the whole (single-process) batch.
+
+    ``views`` holds a second view of each image of ``x`` when ``objective.views``.
+    """
+    _check_views(objective, views)
     with autocast():
         z, error = module(x, objective.reconstruct)
+        zv = module(views, False)[0] if views is not None else None
     con = contrastive_loss(z, labels, objective.tau)
+    ssl = view_loss(z, zv, labels, objective.tau) if zv is not None else torch.zeros((), device=x.device)
     rec = error.mean() if error is not None else torch.zeros((), device=x.device)
-    loss = con + objective.lambda_rec * rec
+    loss = con + objective.lambda_rec * rec + objective.ssl_weight * ssl
     _backward(loss, scaler)
-    return StepLosses(loss.item(), con.item(), rec.item())
+    return StepLosses(loss.item(), con.item(), rec.item(), ssl.item())
 
 
 def _rng_states(device: torch.device) -> tuple:
@@ -115,48 +140,62 @@ def _set_rng_states(states: tuple, device: torch.device) -> None:
 
 
 def accumulated_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, objective: Objective,
-                     chunk_size: int, autocast: Callable = nullcontext, scaler=None) -> StepLosses:
+                     chunk_size: int, autocast: Callable = nullcontext, scaler=None,
+                     views: torch.Tensor | None = None) -> StepLosses:
     """Logit accumulation: the gradients of :func:`plain_step` on the global batch, chunk by chunk.
 
-    ``x`` and ``labels`` are this process's share of the global batch. Under
-    DDP the surrogate is multiplied by the world size, because DDP averages
-    gradients over ranks while each rank's share must be summed; gradient
-    synchronisation runs only on the last chunk.
+    ``x``, ``labels`` and ``views`` are this process's share of the global
+    batch. Under DDP the surrogate is multiplied by the world size, because DDP
+    averages gradients over ranks while each rank's share must be summed;
+    gradient synchronisation runs only on the last chunk.
     """
     if chunk_size < 1:
         raise ValueError("chunk size must be at least 1")
+    _check_views(objective, views)
     world, rank = _world()
     inner = module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
-    chunks = list(zip(x.split(chunk_size), labels.split(chunk_size)))
+    # (input, reconstruct) pieces, views first: the last piece synchronises DDP's gradients, so it must be
+    # one of the images, whose replay runs every trained branch (the decoder too when it is trained).
+    view_chunks = list(views.split(chunk_size)) if views is not None else []
+    pieces = [(v, False) for v in view_chunks] + [(xc, objective.reconstruct) for xc in x.split(chunk_size)]
     rng = []
     reps = []
     with torch.no_grad():
-        for xc, _ in chunks:
+        for xc, _ in pieces:
             rng.append(_rng_states(x.device))
             with autocast():
                 z, _ = inner(xc, False)
             reps.append(at_least_float32(z))
-    local = torch.cat(reps)
+    local = torch.cat(reps[len(view_chunks):])
     everyone = gather(local).requires_grad_(True)
     global_labels = gather(labels)
     con = contrastive_loss(everyone, global_labels, objective.tau)
-    con.backward()
-    grads = everyone.grad[rank * len(local):(rank + 1) * len(local)].split(chunk_size)
+    mine = slice(rank * len(local), (rank + 1) * len(local))
+    if views is not None:
+        everyone_views = gather(torch.cat(reps[:len(view_chunks)])).requires_grad_(True)
+        ssl = view_loss(everyone, everyone_views, global_labels, objective.tau)
+        (con + objective.ssl_weight * ssl).backward()
+        grads = list(everyone_views.grad[mine].split(chunk_size)) + list(everyone.grad[mine].split(chunk_size))
+    else:
+        ssl = torch.zeros((), device=x.device)
+        con.backward()
+        grads = list(everyone.grad[mine].split(chunk_size))
     batch = len(global_labels)
     rec_sum = torch.zeros((), dtype=local.dtype, device=x.device)
-    for k, ((xc, _), grad) in enumerate(zip(chunks, grads)):
-        last = k == len(chunks) - 1
+    for k, ((xc, reconstruct), grad) in enumerate(zip(pieces, grads)):
+        last = k == len(pieces) - 1
         sync = module.no_sync() if isinstance(module, nn.parallel.DistributedDataParallel) and not last \
             else nullcontext()
         with sync:
             _set_rng_states(rng[k], x.device)
             with autocast():
-                z, error = module(xc, objective.reconstruct)
+                z, error = module(xc, reconstruct)
             surrogate = (at_least_float32(z) * grad).sum()
             if error is not None:
                 surrogate = surrogate + objective.lambda_rec * error.sum() / batch
                 rec_sum += error.detach().sum()
             _backward(surrogate * world, scaler)
     rec = _all_sum(rec_sum) / batch
-    con = con.detach()
-    return StepLosses((con + objective.lambda_rec * rec).item(), con.item(), rec.item())
+    con, ssl = con.detach(), ssl.detach()
+    total = con + objective.lambda_rec * rec + objective.ssl_weight * ssl
+    return StepLosses(total.item(), con.item(), rec.item(), ssl.item())

@@ -3,6 +3,12 @@
 Adam at lr 1e-4 with exponential decay 0.9 (per epoch by default), eq. 4 with
 lambda = 1e-2, N-group pair batches, optional logit accumulation, early
 stopping on validation P@1, checkpoints that resume exactly, torchrun/DDP.
+
+Two additions aim at style that generalises beyond the training sources
+(issue 10): ``--val-sources``/``--test-sources`` hold whole sources out, so
+early stopping and ``best.pt`` reward what carries to unseen art, and
+``--ssl-weight`` adds self-supervised positives (two views of one image,
+:func:`trainer.losses.view_loss`) beside the group term.
 """
 
 from __future__ import annotations
@@ -37,14 +43,15 @@ from trainer.manifest import Sample, at_consensus, data_card_id, group_indices, 
 from trainer.metrics import retrieval_metrics
 from trainer.resnet import ResNetStyle, build_resnet
 from trainer.sampler import GroupPairSampler
-from trainer.splits import split_by_group
+from trainer.splits import source_names, split_by_group, split_by_source
 from trainer.step import Objective, TrainModule, accumulated_step, plain_step
 
 log = logging.getLogger(__name__)
 
 # Settings that define the data stream; resuming with different values could not continue exactly.
+# (The batch shape, --singles-per-batch included, is checked by the sampler's own state.)
 RESUME_MUST_MATCH = ("arch", "data", "consensus", "val", "test", "split_seed", "groups_per_batch", "seed",
-                     "variant", "input_size")
+                     "variant", "input_size", "val_sources", "test_sources")
 CACHE_AUTO_LIMIT = 4 << 30
 
 
@@ -67,6 +74,12 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--chunk-size", type=int, default=0, metavar="B",
                    help="logit accumulation: forward/backward B images at a time (0: whole batch at once)")
     p.add_argument("--tau", type=float, default=DEFAULT_TAU, help="temperature of eq. 2")
+    p.add_argument("--ssl-weight", type=float, default=0.0, metavar="W",
+                   help="weight of the self-supervised term: two views of each image (other crop, other scale, "
+                        "same colours) are positives, other groups negatives (0: off, the paper's objective)")
+    p.add_argument("--singles-per-batch", type=int, default=0, metavar="K",
+                   help="add K images of single-image groups to each batch: negatives for the group term and, "
+                        "with --ssl-weight, trained by their own two views (default 0: skipped)")
     p.add_argument("--lambda-rec", type=float, default=None,
                    help=f"weight of the L1 reconstruction (eq. 4; default {DEFAULT_LAMBDA}, 0 for the ResNets); "
                         "0 skips the content encoder and decoder")
@@ -84,8 +97,15 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--log-every", type=int, default=10, metavar="STEPS")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default RUN_DIR/last.pt)")
-    p.add_argument("--val", type=float, default=0.1, help="fraction of groups held out for validation")
-    p.add_argument("--test", type=float, default=0.0, help="fraction of groups held out for testing")
+    p.add_argument("--val", type=float, default=0.1,
+                   help="fraction of groups held out for validation (unused with --val-sources)")
+    p.add_argument("--test", type=float, default=0.0,
+                   help="fraction of groups held out for testing (unused with --val-sources)")
+    p.add_argument("--val-sources", type=source_names, default=None, metavar="A,B",
+                   help="hold these whole sources (the manifest's source column) out of training and validate "
+                        "on them, so early stopping and best.pt are chosen out of domain; replaces --val/--test")
+    p.add_argument("--test-sources", type=source_names, default=None, metavar="C,D",
+                   help="also hold these sources out, untouched, for `eval --sources C,D` (needs --val-sources)")
     p.add_argument("--split-seed", type=int, default=0)
     p.add_argument("--val-max-images", type=int, default=2000, help="cap on validation images (whole groups)")
     p.add_argument("--val-standardise", choices=("fit", "off"), default="fit",
@@ -121,8 +141,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _config_dict(args: argparse.Namespace) -> dict:
+def config_dict(args: argparse.Namespace) -> dict:
+    """The run's settings as JSON values: saved in config.json and every checkpoint, compared on resume."""
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}
+
+
+def changed_settings(old: dict, new: dict) -> list[str]:
+    """The data-stream settings (:data:`RESUME_MUST_MATCH`) on which two run configs differ, as ``key (a -> b)``."""
+    return [f"{k} ({old.get(k)} -> {new.get(k)})" for k in RESUME_MUST_MATCH if str(old.get(k)) != str(new.get(k))]
 
 
 def _peak_rss_mb() -> float:
@@ -155,7 +181,7 @@ class Trainer:
         self.args = args
         self.dist = distributed.setup(args.device)
         self.device = self.dist.device
-        self.config = _config_dict(args)
+        self.config = config_dict(args)
         self.out = Path(args.out)
         self._check_args()
         self._build_data()
@@ -184,13 +210,20 @@ class Trainer:
             raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
         if a.steps < 1 or a.groups_per_batch < 2 or a.log_every < 1:
             raise DataError("--steps and --log-every must be at least 1 and --groups-per-batch at least 2")
-        if a.chunk_size < 0 or a.lambda_rec < 0 or a.tau <= 0:
-            raise DataError("--chunk-size and --lambda-rec must be non-negative and --tau positive")
+        if a.chunk_size < 0 or a.lambda_rec < 0 or a.ssl_weight < 0 or a.singles_per_batch < 0 or a.tau <= 0:
+            raise DataError("--chunk-size, --lambda-rec, --ssl-weight and --singles-per-batch must be "
+                            "non-negative and --tau positive")
+        if a.test_sources and not a.val_sources:
+            raise DataError("--test-sources needs --val-sources: with whole sources held out for testing, "
+                            "validation must be out of domain too")
 
     def _build_data(self) -> None:
         a = self.args
         samples = at_consensus(read_manifest(a.data), a.consensus)
-        self.split = split_by_group(samples, a.val, a.test, a.split_seed)
+        if a.val_sources:
+            self.split = split_by_source(samples, a.val_sources, a.test_sources or [])
+        else:
+            self.split = split_by_group(samples, a.val, a.test, a.split_seed)
         self.data_card = a.data_card or data_card_id(a.data)
         self.model_size = a.input_size
         if getattr(a, "finetune", False):
@@ -203,11 +236,12 @@ class Trainer:
         self.train_samples = train
         groups = group_indices(train)
         self.sampler = GroupPairSampler(list(groups.values()), a.groups_per_batch, seed=a.seed,
-                                        world_size=self.dist.world, rank=self.dist.rank, max_batches=a.steps)
-        if self.sampler.skipped_groups:
-            log.warning("%d training groups have fewer than two images and are skipped",
+                                        world_size=self.dist.world, rank=self.dist.rank, max_batches=a.steps,
+                                        singles_per_batch=a.singles_per_batch)
+        if self.sampler.skipped_groups and not a.singles_per_batch:
+            log.warning("%d training groups have fewer than two images and are skipped (see --singles-per-batch)",
                         self.sampler.skipped_groups)
-        self.dataset = PairDataset(train, groups, self.model_size, self.cache)
+        self.dataset = PairDataset(train, groups, self.model_size, self.cache, views=a.ssl_weight > 0)
         self.decay_every = a.decay_every or self.sampler.batches_per_epoch
         self.val_samples = select_validation(self.split.val, a.val_max_images)
         self.val_pixels = None
@@ -236,7 +270,7 @@ class Trainer:
         else:
             net = build_model(ModelConfig(variant=a.variant, input_size=a.input_size), seed=a.seed)
         self.net = net.to(self.device).train()
-        self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec)
+        self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec, ssl_weight=a.ssl_weight)
         if self.objective.reconstruct and not isinstance(net, Aladin):
             raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
         if not self.objective.reconstruct and isinstance(net, Aladin):
@@ -270,6 +304,14 @@ class Trainer:
             return nullcontext()
         return torch.autocast("cuda", dtype=self.amp_dtype)
 
+    def holdout(self) -> dict | None:
+        """The sources kept out of training and their image counts, or ``None`` for a group split."""
+        if not self.args.val_sources:
+            return None
+        return {"val_sources": self.args.val_sources, "test_sources": self.args.test_sources or [],
+                "val_images": len(self.split.val), "test_images": len(self.split.test),
+                "train_sources": sorted({s.source for s in self.train_samples} - {""})}
+
     # -- checkpoints -----------------------------------------------------------------------------------
 
     def state(self) -> dict:
@@ -288,11 +330,9 @@ class Trainer:
 
     def _resume(self, path: Path) -> None:
         state = load_checkpoint(path)
-        old = state["config"]
-        differ = [k for k in RESUME_MUST_MATCH if str(old.get(k)) != str(self.config.get(k))]
+        differ = changed_settings(state["config"], self.config)
         if differ:
-            raise CheckpointError(f"{path}: cannot resume with changed " + ", ".join(
-                f"{k} ({old.get(k)} -> {self.config.get(k)})" for k in differ))
+            raise CheckpointError(f"{path}: cannot resume with changed " + ", ".join(differ))
         self.net.load_state_dict(state["model"])
         try:
             self.optimizer.load_state_dict(state["optimizer"])
@@ -382,6 +422,9 @@ class Trainer:
             return False
         return distributed.broadcast_flag(time.time() - started > 60 * self.args.max_minutes, self.dist)
 
+    def _input(self, images: torch.Tensor) -> torch.Tensor:
+        return normalise(images.to(self.device, non_blocking=True), self.net.config.mean, self.net.config.std)
+
     def fit(self) -> dict | None:
         a = self.args
         if self.dist.main:
@@ -389,7 +432,7 @@ class Trainer:
             (self.out / "config.json").write_text(json.dumps({**self.config, "data_card": self.data_card,
                                                               "world_size": self.dist.world}, indent=1))
         writer = self._writer()
-        local_batch = 2 * a.groups_per_batch // self.dist.world
+        local_batch = self.sampler.batch_size // self.dist.world
         accumulate = self.dist.world > 1 or 0 < a.chunk_size < local_batch
         chunk = a.chunk_size if 0 < a.chunk_size < local_batch else local_batch
         if self.step == 0 and (a.eval_every or a.patience):
@@ -399,14 +442,15 @@ class Trainer:
 
         with tqdm(total=a.steps, initial=self.step, unit="step", disable=None if self.dist.main else True,
                   file=sys.stderr) as bar:
-            for images, labels in self._loader():
-                x = normalise(images.to(self.device, non_blocking=True), self.net.config.mean, self.net.config.std)
+            for images, labels, views in self._loader():
+                x = self._input(images)
+                v = self._input(views) if views is not None else None
                 labels = labels.to(self.device, non_blocking=True)
                 if accumulate:
                     losses = accumulated_step(self.module, x, labels, self.objective, chunk, self.autocast,
-                                              self.scaler)
+                                              self.scaler, views=v)
                 else:
-                    losses = plain_step(self.module, x, labels, self.objective, self.autocast, self.scaler)
+                    losses = plain_step(self.module, x, labels, self.objective, self.autocast, self.scaler, views=v)
                 if self.scaler is not None:
                     self.scaler.step(self.optimizer)
                     self.scaler.update()
@@ -447,6 +491,7 @@ class Trainer:
             summary = {"steps": self.step, "stopped_early": stopped_early, "best": self.best,
                        "first_val": self.first_eval, "last_val": self.last_eval,
                        "skipped_groups": self.sampler.skipped_groups, "train_images": len(self.train_samples),
+                       "holdout": self.holdout(),
                        "seconds": round(time.time() - started, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         distributed.teardown()
