@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,6 +36,10 @@ def test_reserved_packages_rejected(name):
     "/usr/share/openclipart/svg/recreation/playing_card_ace.svg",
     "/usr/share/kpat/themes/x.svgz",
     "/usr/share/kmahjongglib/tilesets/jade.svgz",
+    "/usr/share/freedroidrpg/data/graphics/skill_icons/BlueScreen.png",
+    "/usr/share/games/game/ui-icons/attack.png",
+    "/usr/share/games/supertuxkart/data/karts/tux/tux_icon.png",
+    "/usr/share/games/0ad/mods/public/public.zip/art/textures/ui/session/icons/cancel.png",
 ])
 def test_reserved_paths_rejected(path):
     assert reserved_reason(path)
@@ -189,3 +194,242 @@ def test_kde_groups_are_themes_not_files(tmp_path):
     groups = {g.name: sorted(i.key.rsplit("#", 1)[1] for i in g.items) for g in discover_kde(Context(root=tmp_path))}
     assert groups == {"kgoldrunner-egypt": ["brick", "hero"], "kfourinline-grafix-default": ["piece"],
                       "kfourinline-grafix-yellow": ["piece"]}
+
+
+# ------------------------------------------------------------- game art
+
+def _png(path, size=(40, 40), colour=(200, 40, 40, 255)):
+    """A small opaque sprite at ``path`` (parents created)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGBA", size, colour).save(path)
+    return path
+
+
+def test_first_frames_keeps_one_file_per_animation(tmp_path):
+    from trainer.corpora.games import first_frames
+
+    names = ["walk-0.png", "walk-1.png", "coin_07.png", "coin_08.png", "17.png", "18.png", "barrel.png"]
+    kept = [p.name for p in first_frames(tmp_path / n for n in names)]
+    assert kept == ["17.png", "18.png", "barrel.png", "coin_07.png", "walk-0.png"]
+
+
+def test_dep5_credits_last_match_wins_and_skips_teams(tmp_path):
+    from trainer.corpora.games import credited_holder, dep5_credits
+
+    copyright_file = tmp_path / "copyright"
+    copyright_file.write_text(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\n"
+        "Files: *\nCopyright: 2005 The Team <t@x.org>\nLicense: GPL-3+\n\n"
+        "Files: images/*\nCopyright: 2014-2016 Jane Painter <jane@x.org>\nLicense: CC-BY-SA-4.0\n\n"
+        "Files:\n images/ship/hai?spider*\n images/outfit/gun*\nCopyright: Max K (https://example.org/max)\n"
+        "License: CC-BY-SA-4.0\n\n"
+        "Files: ./images/planet/*\nCopyright: Bob and others\nLicense: CC0-1.0\n")
+    credits = dep5_credits(copyright_file)
+    assert [c.holder for c in credits] == ["Jane Painter", "Max K"]
+    assert credited_holder("images/ship/hai spider.png", credits) == "Max K"
+    assert credited_holder("images/ship/aerie.png", credits) == "Jane Painter"
+    assert credited_holder("images/planet/mars.png", credits) == "Jane Painter"  # "and others" is no one hand
+    assert credited_holder("data/map.txt", credits) is None
+
+
+def test_endless_sky_groups_are_artist_and_kind(tmp_path):
+    from trainer.corpora.games import discover_endless_sky
+    from trainer.corpora.spec import Context
+
+    base = tmp_path / "usr/share/games/endless-sky/images"
+    for rel in ("ship/aerie.png", "ship/archon-0.png", "ship/archon-1.png", "ship/hai spider.png",
+                "outfit/gun.png", "land/beach.png"):
+        _png(base / rel)
+    doc = tmp_path / "usr/share/doc/endless-sky-data"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Format: x\n\nFiles: images/*\nCopyright: Jane Painter\nLicense: CC-BY-SA-4.0\n\n"
+                                   "Files: images/ship/hai?spider*\nCopyright: Max K\nLicense: CC-BY-SA-4.0\n")
+    groups = {g.name: sorted(Path(i.key).name for i in g.items) for g in discover_endless_sky(Context(root=tmp_path))}
+    assert groups == {"Jane Painter outfits": ["gun.png"], "Jane Painter ships": ["aerie.png", "archon-0.png"],
+                      "Max K ships": ["hai spider.png"]}
+
+
+def test_widelands_pose_takes_first_cell_of_largest_sheet(tmp_path):
+    from trainer.corpora.games import widelands_pose
+
+    unit = tmp_path / "lumberjack"
+    _png(unit / "idle_1.png", (30, 40))
+    _png(unit / "idle_4.png", (120, 160))
+    _png(unit / "idle_4_pc.png", (120, 160))
+    (unit / "init.lua").write_text('spritesheets = {\n idle = {\n  frames = 10,\n  rows = 4,\n  columns = 3,\n'
+                                   '  hotspot = { 5, 21 }\n },\n walk = { rows = 2, columns = 2 }\n}\n')
+    item = widelands_pose(unit)
+    assert item.key.endswith("idle_4.png@(0, 0, 40, 40)")
+    assert item.render(64).size == (64, 64)
+    rock = tmp_path / "rocks1"
+    _png(rock / "rocks1.png")
+    (rock / "init.lua").write_text('animations = {\n idle = {\n  basename = "rocks1",\n  hotspot = {38, 82}\n },\n}\n')
+    assert Path(widelands_pose(rock).key).name == "rocks1.png"
+    walker = tmp_path / "baker"
+    _png(walker / "walk_e_2.png", (80, 40))
+    (walker / "init.lua").write_text("spritesheets = {\n walk = {\n  rows = 1,\n  columns = 2,\n"
+                                     "  directional = true\n }\n}\n")
+    assert widelands_pose(walker).key.endswith("walk_e_2.png@(0, 0, 40, 40)")
+    (tmp_path / "empty").mkdir()
+    assert widelands_pose(tmp_path / "empty") is None
+
+
+def test_widelands_groups_buildings_and_workers_per_tribe(tmp_path):
+    from trainer.corpora.games import discover_widelands
+    from trainer.corpora.spec import Context
+
+    tribes = tmp_path / "usr/share/games/widelands/data/tribes"
+    still = 'animations = {\n idle = {\n  hotspot = {1, 1}\n }\n}\n'
+    for rel in ("workers/empire/baker", "workers/empire/miner", "buildings/productionsites/empire/bakery",
+                "buildings/militarysites/empire/tower", "workers/frisians/baker"):
+        _png(tribes / rel / "idle.png")
+        (tribes / rel / "init.lua").write_text(still)
+    groups = {g.name: len(g.items) for g in discover_widelands(Context(root=tmp_path)) if g.items}
+    assert groups == {"empire buildings": 2, "empire workers": 2, "frisians workers": 1}
+
+
+def test_atlas_and_tileset_definitions_parse(tmp_path):
+    from trainer.corpora.games import flare_tileset, freedroid_atlas
+
+    atlas = tmp_path / "atlas.txt"
+    atlas.write_text("* obstacles_atlas1.png size 2048 2048\niso_pod_s_0001.png 0 0 30 40 off -1 -3\n"
+                     "iso_pod_s_0002.png 30 0 30 40 off -1 -3\niso_tree.png 60 0 20 50 off 0 0\n")
+    assert freedroid_atlas(atlas) == [(tmp_path / "obstacles_atlas1.png", (0, 0, 30, 40)),
+                                      (tmp_path / "obstacles_atlas1.png", (60, 0, 80, 50))]
+    definition = tmp_path / "tileset_cave.txt"
+    definition.write_text("\nimg=images/tilesets/tileset_cave.png\n\ntile=16,61,652,64,32,32,16\ntile=17,1,2,3,4,0,0\n")
+    sheet = tmp_path / "images/tilesets/tileset_cave.png"
+    assert flare_tileset(definition, tmp_path) == [(sheet, (61, 652, 125, 684)), (sheet, (1, 2, 4, 6))]
+
+
+def test_teeworlds_cuts_climate_sheets_into_tiles(tmp_path):
+    from trainer.corpora.games import TEEWORLDS_CELL, discover_teeworlds
+    from trainer.corpora.spec import Context
+
+    mapres = tmp_path / "usr/share/games/teeworlds/data/mapres"
+    sheet = Image.new("RGBA", (2 * TEEWORLDS_CELL, TEEWORLDS_CELL), (0, 0, 0, 0))
+    sheet.paste((10, 200, 10, 255), (0, 0, TEEWORLDS_CELL, TEEWORLDS_CELL))  # one drawn cell, one empty
+    mapres.mkdir(parents=True)
+    sheet.save(mapres / "grass_main.png")
+    sheet.save(mapres / "generic_unhookable.png")
+    _png(mapres / "mountains.png")
+    groups = list(discover_teeworlds(Context(root=tmp_path)))
+    assert [(g.name, len(g.items)) for g in groups] == [("mapres grass", 2)]
+    first, second = groups[0].items
+    assert first.render(64).size == (64, 64)
+    with pytest.raises(RenderError):
+        second.render(64)
+
+
+def test_zip_sources_read_members_and_skip_reserved_ones(tmp_path):
+    import io
+    import zipfile
+
+    from trainer.corpora.games import discover_0ad, discover_warzone
+    from trainer.corpora.spec import Context
+
+    def png_bytes():
+        buffer = io.BytesIO()
+        Image.new("RGBA", (32, 32), (0, 90, 200, 255)).save(buffer, format="PNG")
+        return buffer.getvalue()
+
+    zad = tmp_path / "usr/share/games/0ad/mods/public/public.zip"
+    zad.parent.mkdir(parents=True)
+    with zipfile.ZipFile(zad, "w") as zf:
+        zf.writestr("simulation/data/civs/athen.json", "{}")
+        for rel in ("units/athen_hoplite.png", "structures/athen_temple.png", "units/rome_legionary.png"):
+            zf.writestr(f"art/textures/ui/session/portraits/{rel}", png_bytes())
+        for rel in ("temperate/grass_01.png", "temperate/grass_01_norm.png", "temperate/icons/x.png"):
+            zf.writestr(f"art/textures/terrain/types/{rel}", png_bytes())
+    groups = {g.name: sorted(i.key.rsplit("/", 1)[1] for i in g.items) for g in discover_0ad(Context(root=tmp_path))}
+    assert groups == {"athen portraits": ["athen_hoplite.png", "athen_temple.png"],
+                      "terrain temperate": ["grass_01.png"]}
+    wz = tmp_path / "usr/share/games/warzone2100/base.wz"
+    wz.parent.mkdir(parents=True)
+    with zipfile.ZipFile(wz, "w") as zf:
+        zf.writestr("texpages/tertilesc1hw-128/tile-00.png", png_bytes())
+        zf.writestr("texpages/tertilesc1hw-64/tile-00.png", png_bytes())
+    tiles = [g for g in discover_warzone(Context(root=tmp_path)) if g.items]
+    assert [(g.name, len(g.items)) for g in tiles] == [("tiles arizona", 1)]
+    assert tiles[0].items[0].render(64).size == (64, 64)
+
+
+def test_megaglest_and_supertux_pick_one_picture_per_thing(tmp_path):
+    from trainer.corpora.games import discover_megaglest, discover_supertux
+    from trainer.corpora.spec import Context
+
+    faction = tmp_path / "usr/share/games/megaglest/techs/megapack/factions/magic"
+    _png(faction / "units/archmage/images/archmage.bmp")
+    _png(faction / "units/archmage/images/archmage_particle.bmp")
+    _png(faction / "upgrades/staff/images/staff.bmp")
+    groups = {g.name: [Path(i.key).name for i in g.items] for g in discover_megaglest(Context(root=tmp_path))}
+    assert groups == {"magic portraits": ["archmage.bmp"]}  # upgrade symbols are an icon set
+    creatures = tmp_path / "usr/share/games/supertux2/images/creatures"
+    for rel in ("snail/walk-left-0.png", "snail/walk-left-1.png", "snail/left-0.png", "tux/big.png", "owl/fly-0.png"):
+        _png(creatures / rel)
+    found = {g.name: [i.key.split("creatures/")[1] for i in g.items] for g in discover_supertux(Context(root=tmp_path))}
+    assert found["creatures"] == ["owl/fly-0.png", "snail/left-0.png"]  # Tux himself is the player, not a creature set
+
+
+def test_stellarium_keeps_free_cultures_and_counts_copied_drawings_once(tmp_path):
+    from trainer.corpora.games import discover_stellarium
+    from trainer.corpora.spec import Context
+
+    cultures = tmp_path / "usr/share/stellarium/skycultures"
+    specs = {"western": ("CC BY-SA 4.0 International Public License + Free Art License", ["leo", "orion"]),
+             "aaa_copy": ("CC BY-SA 4.0 International Public License", ["leo", "own"]),
+             "closed": ("CC BY-NC-ND 4.0 International Public License", ["bear"])}
+    for name, (licence, drawings) in specs.items():
+        folder = cultures / name
+        for i, drawing in enumerate(drawings):
+            # The copy's "leo" is byte-identical to Western's; every other drawing differs.
+            colour = (10, 10, 10, 255) if drawing == "leo" else (20 * len(name), 40 * i, 90, 255)
+            _png(folder / f"{drawing}.png", colour=colour)
+        (folder / "info.ini").write_text(f"[info]\nname = {name}\nlicense = {licence}\n")
+        (folder / "constellationsart.fab").write_text(
+            "".join(f"X{i} {d}.png 1 2 3 4 5 6 7 8 9\n" for i, d in enumerate(drawings)))
+    groups = {g.name: [Path(i.key).name for i in g.items] for g in discover_stellarium(Context(root=tmp_path))}
+    assert groups == {"sky culture western": ["leo.png", "orion.png"], "sky culture aaa_copy": ["own.png"]}
+
+
+def test_fonts_come_only_from_the_listed_packages(tmp_path):
+    import shutil
+
+    from trainer.corpora.sources import discover_fonts
+    from trainer.corpora.spec import Context
+
+    system_font = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    if not system_font.is_file():
+        pytest.skip("needs fonts-dejavu-core for a real font file")
+    listed = tmp_path / "usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    pulled_in = tmp_path / "usr/share/fonts/truetype/other/Other.ttf"  # a game's dependency, not a font source
+    for path in (listed, pulled_in):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(system_font, path)
+    info = tmp_path / "var/lib/dpkg/info"
+    info.mkdir(parents=True)
+    (info / "fonts-dejavu-core.list").write_text("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf\n")
+    groups = list(discover_fonts(Context(root=tmp_path)))
+    assert [(g.name, {i.origin for i in g.items}) for g in groups] == [("DejaVu Sans", {listed})]
+
+
+def test_procedural_recipes_are_distinct(tmp_path):
+    from trainer.corpora.sources import discover_procedural
+    from trainer.corpora.spec import Context
+
+    _png(tmp_path / "usr/share/tuxpaint/stamps/animals/cat.png")
+    # Among the first 1200 seeds, 16 draw a recipe (mostly a preset dither) that an earlier seed drew already.
+    groups = list(discover_procedural(Context(root=tmp_path, procedural_styles=1200)))
+    keys = [g.name.split("-", 1)[1] for g in groups]
+    assert len(groups) == 1200 and len(set(keys)) == 1200
+    assert int(groups[-1].name[:4]) > 1200  # the repeats were replaced by later seeds
+
+
+def test_game_sources_are_listed_and_installable():
+    from trainer.corpora.card import install_command
+    from trainer.corpora.games import GAME_SOURCES
+
+    names = {s.name for s in SOURCES}
+    assert {s.name for s in GAME_SOURCES} <= names and len(names) == len(SOURCES)
+    line = install_command()
+    assert all(p in line.split() for s in GAME_SOURCES for p in s.packages)

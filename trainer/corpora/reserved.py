@@ -24,7 +24,9 @@ _PACKAGE_PATTERNS = (
 # Path components that mean "this folder is a card deck or an icon theme".
 _COMPONENT_PATTERNS = (
     r"card", r"deck", r"aisleriot", r"pysol", r"^kpat$", r"^lskat$", r"solitaire", r"patience",
-    r"poker", r"tarot", r"icon-?theme", r"^icons$", r"cursors?$",
+    r"poker", r"tarot", r"icon-?theme", r"cursors?$",
+    # Any icon folder or file, a game's own included ("icons", "ui-icons", "skill_icons", "tux_icon").
+    r"(^|[-_])icons?$",
 )
 # Sets of suited game pieces drawn like a deck (mahjong and domino tiles): close enough to
 # playing cards in layout and purpose that they stay out too.

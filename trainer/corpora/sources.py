@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import gzip
 import html
+import itertools
 import re
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFont
@@ -29,76 +29,12 @@ from trainer.corpora.imaging import (
     RenderError, fit_object, fit_scene, load_photo, load_raster, render_emoji, render_svg, render_text,
     visible_fraction,
 )
+from trainer.corpora.games import GAME_SOURCES
+from trainer.corpora.provenance import FileOwners
+from trainer.corpora.spec import (
+    RASTER, VECTOR, Context, GroupSpec, Item, Source, files, object_raster, object_svg, sheet_crop,
+)
 from trainer.corpora.treatments import Style, apply_style, sample_style
-
-RASTER = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
-VECTOR = {".svg", ".svgz"}
-
-
-@dataclass(frozen=True)
-class Item:
-    """One future corpus image: where it comes from and how to render it at a given size."""
-
-    key: str  # stable id (path, path#element, path@crop): decides sampling order and reuse
-    origin: Path  # the installed file it is made from (checked by the reserved guard)
-    render: Callable[[int], Image.Image]
-    content: str = ""  # content-image id for procedural items
-
-
-@dataclass
-class GroupSpec:
-    name: str
-    items: list[Item] = field(default_factory=list)
-    max_images: int | None = None  # a tighter cap than the build's --max-per-group
-
-
-@dataclass
-class Context:
-    """What discovery needs: the file-system root, the output size and a seed."""
-
-    root: Path = Path("/")
-    size: int = 160
-    seed: int = 0
-    procedural_styles: int = 1200
-    procedural_per_group: int = 12
-
-    def path(self, rel: str) -> Path:
-        return self.root / rel.lstrip("/")
-
-
-@dataclass(frozen=True)
-class Source:
-    name: str
-    packages: tuple[str, ...]  # Debian packages (``pypi:NAME`` for PyPI) this source may read
-    why: str
-    discover: Callable[[Context], Iterable[GroupSpec]]
-
-
-def _files(folder: Path, suffixes: set[str]) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
-
-
-def _object_raster(path: Path, min_visible: float = 0.03) -> Callable[[int], Image.Image]:
-    def render(size: int) -> Image.Image:
-        img = load_raster(path)
-        if min(img.size) < 12:
-            raise RenderError(f"{path}: too small ({img.width}x{img.height})")
-        if visible_fraction(img) < min_visible:
-            raise RenderError(f"{path}: almost empty")
-        return fit_object(img, size)
-    return render
-
-
-def _object_svg(path: Path, element: str | None = None) -> Callable[[int], Image.Image]:
-    def render(size: int) -> Image.Image:
-        img = render_svg(path, int(size * 0.9), element)
-        if max(img.size) < 12 or visible_fraction(img) < 0.02:
-            raise RenderError(f"{path}#{element}: renders (almost) nothing")
-        return fit_object(img, size)
-    return render
-
 
 # ------------------------------------------------------------ openclipart
 
@@ -138,14 +74,14 @@ def artist_key(creator: str) -> str | None:
 def discover_clipart(ctx: Context) -> Iterator[GroupSpec]:
     by_artist: dict[str, list[Item]] = {}
     shown: dict[str, str] = {}
-    for path in _files(ctx.path("usr/share/openclipart/svg"), {".svg"}):
+    for path in files(ctx.path("usr/share/openclipart/svg"), {".svg"}):
         if "flag" in str(path.relative_to(ctx.path("usr/share/openclipart/svg"))).lower():
             continue  # national flags are designs the uploader copied, not the uploader's style
         creator = svg_creator(path)
         key = artist_key(creator) if creator else None
         if key:
             shown.setdefault(key, creator)
-            by_artist.setdefault(key, []).append(Item(str(path), path, _object_svg(path)))
+            by_artist.setdefault(key, []).append(Item(str(path), path, object_svg(path)))
     for key, items in sorted(by_artist.items()):
         yield GroupSpec(shown[key], items)
 
@@ -209,7 +145,7 @@ def discover_kde(ctx: Context) -> Iterator[GroupSpec]:
     for game in KDE_GAMES:
         base = ctx.path(f"usr/share/{game}")
         themes: dict[str, list[Item]] = {}
-        for path in _files(base, VECTOR):
+        for path in files(base, VECTOR):
             try:
                 ids = svg_sprite_ids(path)
             except RenderError:
@@ -220,7 +156,7 @@ def discover_kde(ctx: Context) -> Iterator[GroupSpec]:
             else:
                 key = "-".join([game, *folder.parts])
             key = key.replace("-themes-", "-").replace("-pics-", "-")
-            themes.setdefault(key, []).extend(Item(f"{path}#{i}", path, _object_svg(path, i)) for i in ids)
+            themes.setdefault(key, []).extend(Item(f"{path}#{i}", path, object_svg(path, i)) for i in ids)
         for name, items in sorted(themes.items()):
             yield GroupSpec(name, items)
 
@@ -230,11 +166,11 @@ def discover_kde(ctx: Context) -> Iterator[GroupSpec]:
 def discover_hedgewars(ctx: Context) -> Iterator[GroupSpec]:
     data = ctx.path("usr/share/games/hedgewars/Data")
     for theme in sorted(p for p in (data / "Themes").glob("*") if p.is_dir()):
-        files = [p for p in _files(theme, {".png"}) if not p.name.lower().startswith("icon") and "@2x" not in p.name]
-        yield GroupSpec(f"theme-{theme.name}", [Item(str(p), p, _object_raster(p)) for p in files])
+        paths = [p for p in files(theme, {".png"}) if not p.name.lower().startswith("icon") and "@2x" not in p.name]
+        yield GroupSpec(f"theme-{theme.name}", [Item(str(p), p, object_raster(p)) for p in paths])
     for sub in ("Forts", "Graphics/Hats", "Graphics/Graves"):
-        files = [p for p in _files(data / sub, {".png"}) if "@2x" not in p.name]
-        yield GroupSpec(sub.split("/")[-1].lower(), [Item(str(p), p, _first_frame(p)) for p in files])
+        paths = [p for p in files(data / sub, {".png"}) if "@2x" not in p.name]
+        yield GroupSpec(sub.split("/")[-1].lower(), [Item(str(p), p, _first_frame(p)) for p in paths])
 
 
 def _first_frame(path: Path) -> Callable[[int], Image.Image]:
@@ -274,20 +210,6 @@ def freeciv_tiles(spec: Path) -> list[tuple[str, tuple[int, int, int, int]]]:
     return boxes
 
 
-def _tile(sheet: Path, box: tuple[int, int, int, int]) -> Callable[[int], Image.Image]:
-    def render(size: int) -> Image.Image:
-        img = _sheet(sheet).crop(box)
-        if visible_fraction(img) < 0.15:
-            raise RenderError(f"{sheet}{box}: mostly transparent tile")
-        return fit_object(img, size)
-    return render
-
-
-@lru_cache(maxsize=4)
-def _sheet(path: Path) -> Image.Image:
-    return load_raster(path)
-
-
 def discover_freeciv(ctx: Context) -> Iterator[GroupSpec]:
     base = ctx.path("usr/share/games/freeciv")
     skip = {"misc", "flags", "nation", "themes"}
@@ -297,7 +219,7 @@ def discover_freeciv(ctx: Context) -> Iterator[GroupSpec]:
             for sheet_name, box in freeciv_tiles(spec):
                 sheet = folder / sheet_name
                 if sheet.is_file():
-                    items.append(Item(f"{sheet}@{box}", sheet, _tile(sheet, box)))
+                    items.append(Item(f"{sheet}@{box}", sheet, sheet_crop(sheet, box)))
         if items:
             yield GroupSpec(folder.name, items)
 
@@ -308,18 +230,18 @@ def discover_pingus(ctx: Context) -> Iterator[GroupSpec]:
     images = ctx.path("usr/share/games/pingus/data/images")
     for kind in ("ground", "solid", "transparent", "bridge", "remove"):
         for theme in sorted(p for p in (images / "groundpieces" / kind).glob("*") if p.is_dir()):
-            files = [p for p in _files(theme, {".png"}) if "-mini" not in p.stem]
-            yield GroupSpec(f"{kind}-{theme.name}", [Item(str(p), p, _object_raster(p)) for p in files])
+            paths = [p for p in files(theme, {".png"}) if "-mini" not in p.stem]
+            yield GroupSpec(f"{kind}-{theme.name}", [Item(str(p), p, object_raster(p)) for p in paths])
     for sub in ("traps", "entrances", "exits", "worldobjs", "hotspots", "liquids", "worldmaps", "story"):
-        files = [p for p in _files(images / sub, {".png", ".jpg"}) if "-mini" not in p.stem]
-        yield GroupSpec(sub, [Item(str(p), p, _object_raster(p)) for p in files])
+        paths = [p for p in files(images / sub, {".png", ".jpg"}) if "-mini" not in p.stem]
+        yield GroupSpec(sub, [Item(str(p), p, object_raster(p)) for p in paths])
 
 
 def discover_frozen_bubble(ctx: Context) -> Iterator[GroupSpec]:
     gfx = ctx.path("usr/share/games/frozen-bubble/gfx")
     for folder in [gfx] + sorted(p for p in gfx.glob("*") if p.is_dir()):
-        files = _files(folder, {".png"}) if folder != gfx else sorted(gfx.glob("*.png"))
-        yield GroupSpec(folder.name, [Item(str(p), p, _object_raster(p)) for p in files if "-mini" not in p.stem])
+        paths = files(folder, {".png"}) if folder != gfx else sorted(gfx.glob("*.png"))
+        yield GroupSpec(folder.name, [Item(str(p), p, object_raster(p)) for p in paths if "-mini" not in p.stem])
 
 
 # --------------------------------------------------------------- wesnoth
@@ -331,18 +253,18 @@ _FRAME_WORDS = re.compile(r"(attack|defend|die|death|melee|ranged|idle|moving|ru
 def discover_wesnoth(ctx: Context) -> Iterator[GroupSpec]:
     images = ctx.path("usr/share/games/wesnoth/1.16/data/core/images")
     for race in sorted(p for p in (images / "portraits").glob("*") if p.is_dir()):
-        files = [p for p in _files(race, {".png", ".webp"}) if "transparent" not in p.parts]
-        yield GroupSpec(f"portraits-{race.name}", [Item(str(p), p, _object_raster(p)) for p in files])
+        paths = [p for p in files(race, {".png", ".webp"}) if "transparent" not in p.parts]
+        yield GroupSpec(f"portraits-{race.name}", [Item(str(p), p, object_raster(p)) for p in paths])
     for race in sorted(p for p in (images / "units").glob("*") if p.is_dir()):
         # Base poses only: animation frames of one unit are near-duplicates.
-        files = [p for p in _files(race, {".png"}) if not _FRAME_WORDS.search(p.stem)]
-        yield GroupSpec(f"units-{race.name}", [Item(str(p), p, _object_raster(p)) for p in files])
+        paths = [p for p in files(race, {".png"}) if not _FRAME_WORDS.search(p.stem)]
+        yield GroupSpec(f"units-{race.name}", [Item(str(p), p, object_raster(p)) for p in paths])
     for kind in sorted(p for p in (images / "terrain").glob("*") if p.is_dir()):
-        files = _files(kind, {".png"})
-        yield GroupSpec(f"terrain-{kind.name}", [Item(str(p), p, _object_raster(p, 0.3)) for p in files])
+        paths = files(kind, {".png"})
+        yield GroupSpec(f"terrain-{kind.name}", [Item(str(p), p, object_raster(p, 0.3)) for p in paths])
     for sub in ("items", "scenery", "attacks", "halo", "projectiles"):
-        files = _files(images / sub, {".png"})
-        yield GroupSpec(sub, [Item(str(p), p, _object_raster(p)) for p in files])
+        paths = files(images / sub, {".png"})
+        yield GroupSpec(sub, [Item(str(p), p, object_raster(p)) for p in paths])
 
 
 # ----------------------------------------------------------------- emoji
@@ -379,14 +301,14 @@ def wallpaper_artworks(ctx: Context) -> dict[str, list[Path]]:
             found.setdefault(name, []).append(path)
 
     for folder in sorted(ctx.path("usr/share/wallpapers").glob("*")):
-        for path in _files(folder / "contents", RASTER | VECTOR):
+        for path in files(folder / "contents", RASTER | VECTOR):
             add(f"plasma-{folder.name}", path)
-    for path in _files(ctx.path("usr/share/backgrounds/gnome"), RASTER | VECTOR):
+    for path in files(ctx.path("usr/share/backgrounds/gnome"), RASTER | VECTOR):
         add("gnome-" + re.sub(r"-[ld]$", "", path.stem), path)
-    for path in _files(ctx.path("usr/share/backgrounds/mate"), RASTER | VECTOR):
+    for path in files(ctx.path("usr/share/backgrounds/mate"), RASTER | VECTOR):
         add("mate-" + re.sub(r"_\d+x\d+$", "", path.stem), path)
     for theme in sorted(ctx.path("usr/share/desktop-base").glob("*-theme")):
-        for path in _files(theme / "wallpaper", RASTER | VECTOR):
+        for path in files(theme / "wallpaper", RASTER | VECTOR):
             add(f"debian-{theme.name}", path)
     # Variants in the same group: keep the largest file of each (the best source for crops).
     return {name: sorted(paths, key=lambda p: -p.stat().st_size)[:2] for name, paths in found.items()}
@@ -456,11 +378,27 @@ def font_family(path: Path) -> str:
     return family or path.stem
 
 
+FONT_PACKAGES = (
+    "fonts-dejavu-core", "fonts-dejavu-extra", "fonts-lato", "fonts-droid-fallback", "fonts-aenigma", "fonts-dustin",
+    "fonts-urw-base35", "fonts-freefont-ttf", "fonts-ebgaramond", "fonts-linuxlibertine", "fonts-junicode",
+    "fonts-quicksand", "fonts-jura", "fonts-breip", "fonts-dkg-handwriting", "fonts-humor-sans", "fonts-comic-neue",
+    "fonts-lobster", "fonts-femkeklaver", "fonts-isabella", "fonts-gotico-antiqua", "fonts-radisnoir", "fonts-beteckna",
+) + tuple(f"fonts-adf-{n}" for n in ("accanthis", "baskervald", "berenis", "gillius", "ikarius", "irianis", "libris",
+                                     "mekanus", "oldania", "romande", "solothurn", "switzera", "tribun", "universalis",
+                                     "verana"))
+
+
 def discover_fonts(ctx: Context) -> Iterator[GroupSpec]:
-    """One group per type family: weights and slants of one design are one style."""
+    """One group per type family: weights and slants of one design are one style.
+
+    Only fonts of the listed packages are offered: fonts that other packages
+    pull in (game data depends on Noto, Roboto ...) would otherwise change the
+    seeded order, and so which families fill the capped share.
+    """
+    owners = FileOwners(FONT_PACKAGES, ctx.root)
     families: dict[str, list[Item]] = {}
-    for path in _files(ctx.path("usr/share/fonts"), {".ttf", ".otf"}):
-        if "emoji" in path.name.lower() or not font_has_latin(path):
+    for path in files(ctx.path("usr/share/fonts"), {".ttf", ".otf"}):
+        if owners.package_of(path) is None or "emoji" in path.name.lower() or not font_has_latin(path):
             continue
         families.setdefault(font_family(path), []).extend(
             Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS))
@@ -479,7 +417,7 @@ def content_pool(ctx: Context) -> list[tuple[str, Path, Callable[[int], Image.Im
     """
     pool = []
     stamps = ctx.path("usr/share/tuxpaint/stamps")
-    for path in _files(stamps, {".png", ".svg"}):
+    for path in files(stamps, {".png", ".svg"}):
         pool.append((f"tuxpaint:{path.relative_to(stamps)}", path, _stamp(path)))
     for name, paths in sorted(wallpaper_artworks(ctx).items()):
         for i in range(4):
@@ -526,15 +464,28 @@ def _styled(cache: _ContentCache, style: Style, cid: str, seed: int) -> Callable
 
 
 def discover_procedural(ctx: Context) -> Iterator[GroupSpec]:
+    """``ctx.procedural_styles`` groups, one per distinct recipe, recipe ``i`` drawn from seed (seed, i).
+
+    A recipe whose parameters repeat an earlier one exactly (a dither with a
+    preset palette, method and scale already drawn) is skipped and the next
+    seed drawn instead: two groups of one style would each be the other's
+    negatives. 16 of the first 1200 draws repeat one.
+    """
     pool = content_pool(ctx)
     if not pool:
         return
     cache = _ContentCache(pool, ctx.size)
     origins = {cid: origin for cid, origin, _ in pool}
     ids = sorted(origins)
-    for i in range(ctx.procedural_styles):
+    used: set[str] = set()
+    for i in itertools.count():
+        if len(used) == ctx.procedural_styles:
+            return
         rng = np.random.default_rng([ctx.seed, 7919, i])
         style = sample_style(rng)
+        if style.key in used:
+            continue
+        used.add(style.key)
         chosen = rng.choice(len(ids), size=min(len(ids), ctx.procedural_per_group * 2), replace=False)
         items = [Item(f"{style.key}:{ids[j]}", origins[ids[j]], _styled(cache, style, ids[j], int(rng.integers(2**31))),
                       content=ids[j]) for j in chosen]
@@ -575,16 +526,10 @@ SOURCES: tuple[Source, ...] = (
            "One group per treatment parameter set (family, palette, line spacing, dot size, paper) applied to "
            "many different content images; the same content appears in several groups (manifest column "
            "content).", discover_procedural),
-    Source("fonts", ("fonts-dejavu-core", "fonts-dejavu-extra", "fonts-lato", "fonts-droid-fallback", "fonts-aenigma", "fonts-dustin", "fonts-urw-base35", "fonts-freefont-ttf",
-                     "fonts-ebgaramond", "fonts-linuxlibertine", "fonts-junicode", "fonts-quicksand", "fonts-jura",
-                     "fonts-breip", "fonts-dkg-handwriting", "fonts-humor-sans", "fonts-comic-neue", "fonts-lobster",
-                     "fonts-femkeklaver", "fonts-isabella", "fonts-gotico-antiqua", "fonts-radisnoir",
-                     "fonts-beteckna") + tuple(f"fonts-adf-{n}" for n in (
-                         "accanthis", "baskervald", "berenis", "gillius", "ikarius", "irianis", "libris", "mekanus",
-                         "oldania", "romande", "solothurn", "switzera", "tribun", "universalis", "verana")),
+    Source("fonts", FONT_PACKAGES,
            "One group per type family (its weights and slants together): glyph sheets of varied text share "
            "the typeface's strokes, contrast and serifs. Capped at 20% of all groups so typography does not "
            "dominate.", discover_fonts),
-)
+) + GAME_SOURCES
 SOURCE_NAMES = tuple(s.name for s in SOURCES)
 FONT_SHARE = 0.2
