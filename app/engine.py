@@ -21,7 +21,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from core.errors import AladinError, ModelMismatchError, NoTrainedModelError
+from core.errors import AladinError, LibraryDamagedError, ModelMismatchError, NoTrainedModelError
 from core.query import QueryItem, SearchFilters
 
 from app.index_process import index_in_process
@@ -172,7 +172,8 @@ class Engine(QObject):
         moodboard_saved(str): a moodboard was saved under this name.
         moodboard_renamed(str, str): a saved moodboard's old and new name.
         moodboard_deleted(str): the saved moodboard of this name is gone.
-        failed(str): a library operation (a read, removing a folder, a moodboard change) failed.
+        failed(str): a library operation (a read, removing a folder, a moodboard change) failed, or
+            opening the searcher found the library's database damaged.
     """
 
     library_ready = Signal()
@@ -360,8 +361,12 @@ class Engine(QObject):
 
     def _searcher_failed(self, library, embedder, exc: BaseException) -> None:
         message = describe_error(exc)  # an empty library is a known error: nothing to search yet
-        if isinstance(exc, ModelMismatchError) and library is self.library and embedder is self.embedder:
+        if library is not self.library or embedder is not self.embedder:
+            return
+        if isinstance(exc, ModelMismatchError):
             self.model_mismatch.emit(message)
+        elif isinstance(exc, LibraryDamagedError):  # the user must hear of it (and of `aladin repair`) now
+            self.failed.emit(message)
 
     @property
     def has_searcher(self) -> bool:

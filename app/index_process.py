@@ -21,6 +21,7 @@ from collections.abc import Generator
 from pathlib import Path
 
 from core.errors import AladinError
+from core.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,14 @@ POLL_S = 0.1
 
 
 def child_main(library_dir: str, folders: list[str], model_spec: str, device: str, options: dict,
-               cancel, out, parent: int) -> None:
+               cancel, out) -> None:
     """Runs in the child: open the library and model, index, report every step on ``out``.
 
-    The child is not a daemon (the indexer starts its own decoding processes),
-    so it stops by itself, keeping committed work, if the app that started it dies.
+    The child is not a daemon (the indexer starts its own decoding processes), so
+    it dies with the app by itself (:func:`core.lifetime.die_with_parent`), and its
+    decoders with it; every batch it committed stays.
     """
-    def stop() -> bool:
-        return cancel.is_set() or os.getppid() != parent
-
+    die_with_parent()
     try:
         os.nice(NICE)
     except (AttributeError, OSError):  # Windows has no nice(); the child still works
@@ -54,7 +54,7 @@ def child_main(library_dir: str, folders: list[str], model_spec: str, device: st
 
             embedder = Embedder(load_model(model_spec or None), device=device)
             summary = yield_all(index_folders(library, [Path(f) for f in folders], embedder,
-                                              cancel=stop, **options), out)
+                                              cancel=cancel.is_set, **options), out)
         out.put(("done", summary))
     except AladinError as exc:
         out.put(("error", type(exc).__name__, str(exc)))
@@ -89,6 +89,8 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
 
     ``cancel_requested()`` is polled between records; it makes the child stop
     after its batch in flight, committing what it has, like the in-process indexer.
+    The child dies with the thread that runs this generator (on Linux, see
+    :mod:`core.lifetime`), which is why the generator waits for it until it answers.
 
     Raises:
         AladinError: the child reported a known error, or died.
@@ -97,7 +99,7 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
     cancel = ctx.Event()
     out = ctx.Queue()
     proc = ctx.Process(target=child_main, name="aladin-indexer",
-                       args=(library_dir, folders, model_spec, device, options or {}, cancel, out, os.getpid()))
+                       args=(library_dir, folders, model_spec, device, options or {}, cancel, out))
     proc.start()
     answered = False
     try:
@@ -129,5 +131,6 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
                 proc.terminate()
                 proc.join(timeout=5)
         # A child that answered has closed the library and released its lock; it only has
-        # its interpreter to tear down (seconds, with torch), so it is not waited for here.
+        # its interpreter to tear down (seconds, with torch), so it is not waited for here:
+        # should this thread end first, the kill that follows costs nothing.
         out.close()

@@ -10,9 +10,28 @@ stops a few dominant bins (a flat background) from swamping the rest.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 DEFAULT_BINS = (12, 4, 4)
+# Limits on a model's bins: the models so far use 12 x 4 x 4 = 192. These leave ample room while
+# keeping a vector's colour part at most 4096 floats (16 KB per image in the library).
+MAX_CHANNEL_BINS = 64
+MAX_BINS = 4096
+
+
+def check_bins(bins: object) -> tuple[int, int, int]:
+    """A model's ``colour_bins`` as a tuple, refused when a histogram of that shape would not fit.
+
+    Raises:
+        ValueError: not three whole numbers from 1 to ``MAX_CHANNEL_BINS`` whose product is at most ``MAX_BINS``.
+    """
+    if (not isinstance(bins, (list, tuple)) or len(bins) != 3
+            or not all(type(n) is int and 1 <= n <= MAX_CHANNEL_BINS for n in bins) or math.prod(bins) > MAX_BINS):
+        raise ValueError(f"colour bins must be three whole numbers from 1 to {MAX_CHANNEL_BINS} with a product "
+                         f"of at most {MAX_BINS}, got {bins!r}")
+    return tuple(bins)
 
 
 def rgb_to_hsv(pixels: np.ndarray) -> np.ndarray:

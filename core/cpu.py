@@ -15,13 +15,15 @@ the cores decode and torch gets the rest. With a GPU the CPU only decodes: every
 core but one (left to the process that feeds the model) decodes, up to 8; on two
 cores one decoder beside it is still a win.
 
-This module only decides; :meth:`core.embedder.Embedder.embed_chunks` applies a
-plan while it embeds.
+This module decides; :meth:`core.embedder.Embedder.embed_chunks` applies a
+plan while it embeds, through :func:`torch_threads_for`.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 # Share of the per-image CPU work that is decoding when the model also runs on the CPU.
@@ -65,3 +67,22 @@ def _omp_threads() -> int | None:
     """The thread count in ``OMP_NUM_THREADS`` (its first level, if nested), or None when unset or invalid."""
     first = os.environ.get(OMP_ENV, "").split(",")[0].strip()
     return int(first) if first.isdigit() and int(first) > 0 else None
+
+
+@contextmanager
+def torch_threads_for(count: int) -> Iterator[None]:
+    """Run the block with ``count`` torch intra-op threads, then restore the previous count.
+
+    torch is imported here, not at the top: decoding workers import this module and need no torch.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    if count == previous:
+        yield
+        return
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

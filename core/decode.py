@@ -4,7 +4,8 @@ Decoding (JPEG, PNG, resize) is CPU work in Pillow that holds the GIL for long
 stretches, so it runs in worker processes. Workers receive a chunk of paths and
 return uint8 arrays; at most ``prefetch`` chunks are in flight so memory stays
 bounded however large the collection is, while the main process runs the model
-on the previous chunk.
+on the previous chunk. Workers die with the process that started them
+(:mod:`core.lifetime`), so a crashed or killed indexer leaves none behind.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from core.cpu import plan
 from core.errors import ImageError
 from core.images import load_array
+from core.lifetime import die_with_parent
 
 
 @dataclass
@@ -46,9 +48,13 @@ def decode_chunk(paths: list[str], size: int) -> list[Decoded]:
     return out
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the parent's to handle: it stops after the current batch and shuts the pool down.
-    Workers that also raised KeyboardInterrupt would only print tracebacks."""
+def start_worker() -> None:
+    """A worker's initializer: it dies with its parent and leaves Ctrl-C to it.
+
+    The parent handles Ctrl-C by stopping after the current batch and shutting the
+    pool down; workers that also raised KeyboardInterrupt would only print tracebacks.
+    """
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
@@ -70,7 +76,7 @@ def iter_decoded(paths: Iterable[str], size: int, chunk: int = 16, workers: int 
         return
     prefetch = prefetch or workers * 2
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_ignore_interrupts) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=start_worker) as pool:
         pending: deque[Future] = deque()
         try:
             for part in chunks:

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from core.colour import colour_histogram, hellinger
-from core.cpu import plan
+from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
@@ -25,19 +25,7 @@ from core.modelfile import LoadedModel, PostProcess
 
 log = logging.getLogger(__name__)
 
-
-@contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads, then restore the previous count."""
-    previous = torch.get_num_threads()
-    if count == previous:
-        yield
-        return
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+NON_FINITE = "the model gave NaN or infinite values for this image"
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -137,9 +125,21 @@ class Embedder:
         return np.concatenate([np.sqrt(1 - self.colour_weight) * net, np.sqrt(self.colour_weight) * colour],
                               axis=1).astype(np.float32)
 
+    def _finite_rows(self, raw: np.ndarray) -> np.ndarray:
+        """Which rows are finite both raw (as the library stores them) and finished (as search compares them).
+
+        A model that passed its load-time probe can still overflow on one image, under float16
+        autocast on a GPU for instance; such a row must never reach a library or an output file.
+        """
+        with np.errstate(invalid="ignore", over="ignore"):
+            return np.isfinite(raw).all(1) & np.isfinite(self.finish(raw)).all(1)
+
     def embed_chunks(self, paths: Iterable[str], batch_size: int = 16,
                      workers: int | None = None) -> Iterator[EmbeddedChunk]:
         """Decode ahead in worker processes and embed batch by batch, in input order.
+
+        An image the model turns into NaN or infinite values is among the chunk's ``failed``,
+        with that reason, like one that cannot be decoded.
 
         ``workers`` decoding processes (default: :func:`core.cpu.plan`'s choice for this
         device) run beside the model, which meanwhile gets the threads the plan leaves it.
@@ -148,12 +148,17 @@ class Embedder:
         """
         start = 0
         cpu = plan(device=self.device.type, decoders=workers)
-        threads = _torch_threads(cpu.torch_threads) if cpu.decoders else nullcontext()
+        threads = torch_threads_for(cpu.torch_threads) if cpu.decoders else nullcontext()
         with threads:
             for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders):
                 good = [i for i, d in enumerate(decoded) if d.error is None]
                 raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
                        else np.zeros((0, self.dim), np.float32))
+                usable = self._finite_rows(raw)
+                for i in np.flatnonzero(~usable):
+                    decoded[good[i]].error = NON_FINITE
+                good = [i for i, ok in zip(good, usable) if ok]
+                raw = raw[usable]
                 yield EmbeddedChunk(paths=[decoded[i].path for i in good], positions=[start + i for i in good],
                                     raw=raw, sizes=[decoded[i].size for i in good],
                                     failed=[d for d in decoded if d.error is not None])

@@ -35,7 +35,15 @@ class LibraryError(AladinError):
 
 
 class LibraryBusyError(LibraryError):
-    """Another process is already writing to this library."""
+    """Another process is writing to this library (the writer lock, or SQLite's own lock): try again later."""
+
+
+class LibraryDamagedError(LibraryError):
+    """The library database has unreadable pages, or was emptied; ``aladin repair`` recovers what is readable."""
+
+
+class LibraryReadOnlyError(LibraryError):
+    """The library can be searched but not changed: its folder or database file is read-only."""
 
 
 class ModelMismatchError(LibraryError):

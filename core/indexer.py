@@ -84,9 +84,10 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
     cancel = cancel or (lambda: False)
     start = time.monotonic()
     summary = IndexSummary()
+    folders = _existing_folders(folders)  # before any write: a mistyped folder must leave the library as it was
     with library.writer() as writer:
         model_id = _ensure_model(library, writer, embedder, switch_model)
-        roots = _resolve_roots(library, writer, [Path(f) for f in folders])
+        roots = _resolve_roots(library, writer, folders)
         scans: list[_Scan] = []
         for root in roots:
             if not Path(root.path).is_dir():
@@ -108,7 +109,7 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
         if not summary.cancelled:
             found = sum(len(x.entries) for x in scans)
             yield IndexProgress("scan", found, found)
-            work = yield from _reconcile(writer, scans, summary)
+            work = yield from _reconcile(writer, model_id, scans, summary)
             if work:
                 yield from _embed(writer, model_id, embedder, work, summary, cancel, batch_size, workers)
         if not summary.cancelled:
@@ -138,15 +139,25 @@ def _ensure_model(library: Library, writer: LibraryWriter, embedder: Embedder, s
                             checksum=model.checksum, which=embedder.which, source=model.source)
 
 
+def _existing_folders(folders: Iterable[Path | str]) -> list[Path]:
+    """``folders`` resolved, checked before anything is written.
+
+    Raises:
+        LibraryError: one of them is not a folder.
+    """
+    resolved = [Path(f).resolve() for f in folders]
+    for folder in resolved:
+        if not folder.is_dir():
+            raise LibraryError(f"{folder}: no such folder")
+    return resolved
+
+
 def _resolve_roots(library: Library, writer: LibraryWriter, folders: list[Path]) -> list[Root]:
     """The roots to rescan. A folder inside a root rescans that root; a folder above roots adopts them."""
     if not folders:
         return library.roots()
     chosen = {}
     for folder in folders:
-        folder = folder.resolve()
-        if not folder.is_dir():
-            raise LibraryError(f"{folder}: no such folder")
         existing = library.roots()
         parent = next((r for r in existing if folder.is_relative_to(r.path)), None)
         if parent is not None:
@@ -158,12 +169,13 @@ def _resolve_roots(library: Library, writer: LibraryWriter, folders: list[Path])
     return list(chosen.values())
 
 
-def _reconcile(writer: LibraryWriter, scans: list[_Scan],
+def _reconcile(writer: LibraryWriter, model_id: int, scans: list[_Scan],
                summary: IndexSummary) -> Generator[IndexProgress, None, list[ImageFile]]:
     """Compare scans with the database; apply moves, touches and deletions in one transaction.
 
     All scanned roots are reconciled together, so a file moved from one root to
-    another is recognised too. Returns the files that still need embedding.
+    another is recognised too. What the scan could not use is recorded as failed, like
+    an image that does not decode. Returns the files that still need embedding.
     """
     known = {(k.root_id, k.relpath): k for k in writer.known_images([x.root_id for x in scans])}
     # Sizes of every vector in the library: a new file can only be a copy or a move of one of those.
@@ -174,12 +186,21 @@ def _reconcile(writer: LibraryWriter, scans: list[_Scan],
 
     work: list[ImageFile] = []
     to_hash: list[tuple[ImageFile, KnownImage | None]] = []
+    unusable: list[ImageFile] = []
+    reasons: dict[str, str] = {}
     for x in scans:
         for entry in x.entries:
             k = known.get((x.root_id, entry.relpath))
             item = ImageFile(str(Path(x.root_path) / entry.relpath), x.root_id, entry.relpath, entry.size,
                              entry.mtime_ns, k.id if k else None, k.digest if k else None)
-            if k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns:
+            unchanged = k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns
+            if entry.error is not None:
+                if unchanged and k.failed:
+                    summary.unchanged += 1
+                else:
+                    unusable.append(item)
+                    reasons[item.path] = entry.error
+            elif unchanged:
                 if k.failed or k.has_vector:
                     summary.unchanged += 1
                 else:
@@ -228,6 +249,9 @@ def _reconcile(writer: LibraryWriter, scans: list[_Scan],
     work += [item for item in copies if item.path not in copied]
     summary.removed += len(gone)
     summary.added += len(copied)
+    if unusable:
+        writer.commit_batch(model_id, unusable, {}, reasons)
+        _count_failures(summary, reasons)
     return work
 
 
@@ -278,13 +302,16 @@ def _commit_batch(writer: LibraryWriter, model_id: int, batch: list[ImageFile], 
     reasons = {d.path: d.error for d in chunk.failed}
     errors = {f.path: reasons.get(f.path, "unknown error") for f in batch if f.path not in vectors}
     writer.commit_batch(model_id, batch, vectors, errors)
+    _count_failures(summary, errors)
     for f in batch:
-        if f.path in errors:
-            summary.failed += 1
-            summary.failures.append(Failure(f.path, errors[f.path]))
-            continue
-        summary.embedded += 1
-        if f.image_id is None:
-            summary.added += 1
-        else:
-            summary.updated += 1
+        if f.path in vectors:
+            summary.embedded += 1
+            if f.image_id is None:
+                summary.added += 1
+            else:
+                summary.updated += 1
+
+
+def _count_failures(summary: IndexSummary, errors: dict[str, str]) -> None:
+    summary.failed += len(errors)
+    summary.failures += [Failure(path, reason) for path, reason in errors.items()]

@@ -5,11 +5,14 @@ and the model that made them, plus saved moodboards (tables in :mod:`core.schema
 The hnswlib file next to it (see :mod:`core.index_cache`) is only a cache. SQLite
 runs in WAL mode so searches read while an indexer writes; a file lock keeps
 writers to one process, and only its holder gets a :class:`core.writer.LibraryWriter`.
+A library that cannot be written (a read-only mount, someone else's shared folder)
+opens read-only: it can be searched, and every change is refused as read-only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,16 +20,16 @@ from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import DatabaseError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.errors import LibraryBusyError, LibraryError, QueryError
+from core.errors import LibraryBusyError, LibraryError, LibraryReadOnlyError, QueryError
 from core.files import FileLock, LockBusy
 from core.paths import library_dir
 from core.query import QueryItem
-from core.schema import (SCHEMA_VERSION, STATUS_FAILED, ImageRow, ModelRow, MoodboardItemRow, MoodboardRow, RootRow,
-                         VectorRow, connect, in_chunks)
-from core.writer import LibraryWriter, generation
+from core.schema import (LIBRARY_ID, SCHEMA_VERSION, STATUS_FAILED, GenerationRow, ImageRow, MetaRow, ModelRow,
+                         MoodboardItemRow, MoodboardRow, RootRow, VectorRow, connect, damaged_error, generation,
+                         in_chunks, read_only_error)
+from core.writer import LibraryWriter
 
 DB_NAME = "library.sqlite"
 WRITER_LOCK = "writer.lock"
@@ -35,6 +38,19 @@ WRITER_LOCK = "writer.lock"
 def default_library_dir() -> Path:
     """The library a command or the app opens when none is named: see :func:`core.paths.library_dir`."""
     return library_dir()
+
+
+@dataclass(frozen=True)
+class LibraryState:
+    """One exact state of a library's vectors, as an index cache records what it was built from.
+
+    ``token`` is random per generation, so a database restored from a backup, which
+    counts the same generations again, never repeats a state it did not go through.
+    """
+
+    library_id: str | None
+    generation: int
+    token: str | None
 
 
 @dataclass
@@ -90,19 +106,22 @@ class Library:
     thread and any number of reader threads can share an instance. Reads are methods here;
     writes to images and vectors go through :meth:`writer`, which holds the single-writer lock."""
 
-    def __init__(self, folder: Path, engine: Engine) -> None:
+    def __init__(self, folder: Path, engine: Engine, read_only: bool = False) -> None:
         self.folder = folder
+        self.read_only = read_only
         self._engine = engine
         self._session: sessionmaker[Session] = sessionmaker(engine, expire_on_commit=False)
 
     # -- opening -------------------------------------------------------------
     @classmethod
     def open(cls, folder: Path | str | None = None) -> "Library":
-        """Open (creating if needed) the library in ``folder``.
+        """Open (creating if needed) the library in ``folder``; read-only when it cannot be written.
 
         Raises:
-            LibraryError: the folder cannot be created, the database is damaged, or
-                it was written by a newer version of the program.
+            LibraryDamagedError: the database is damaged, or empty beside other library files.
+            LibraryReadOnlyError: a read-only folder without a library to read.
+            LibraryBusyError: another process held the database's lock too long.
+            LibraryError: the folder cannot be created, or a newer version of the program wrote it.
         """
         folder = Path(folder) if folder is not None else default_library_dir()
         try:
@@ -110,11 +129,11 @@ class Library:
         except OSError as exc:
             raise LibraryError(f"cannot create the library folder {folder}: {exc}") from exc
         db = folder / DB_NAME
-        try:
-            engine = connect(db)
-        except DatabaseError as exc:
-            raise LibraryError(f"the library database {db} is damaged or unreadable ({exc.orig})") from exc
-        return cls(folder, engine)
+        _refuse_emptied(db)
+        read_only = not writable(folder)
+        if read_only and not db.exists():
+            raise LibraryReadOnlyError(f"cannot create a library in {folder}: the folder is read-only")
+        return cls(folder, connect(db, read_only=read_only), read_only)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -132,21 +151,23 @@ class Library:
         An OS lock dies with its process, so ``kill -9`` never leaves it stuck.
 
         Raises:
+            LibraryReadOnlyError: the library was opened read-only.
             LibraryBusyError: another process (or another writer here) holds it.
             LibraryError: the lock file cannot be created, or a write failed on a full
                 disk or an I/O error (the open transaction is rolled back, committed ones stay).
         """
-        with contextlib.ExitStack() as stack:
-            try:
-                stack.enter_context(FileLock(self.folder / WRITER_LOCK, exclusive=True, blocking=False))
-            except LockBusy as exc:
-                raise LibraryBusyError(f"library {self.folder} is busy: another process is indexing it") from exc
-            except OSError as exc:
-                raise LibraryError(f"cannot write to the library {self.folder}: {exc.strerror}") from exc
-            try:
-                yield LibraryWriter(self._session)
-            except OperationalError as exc:
-                raise LibraryError(f"cannot write to the library {self.folder}: {exc.orig}") from exc
+        self.check_writable()
+        with writer_lock(self.folder):
+            yield LibraryWriter(self._session)
+
+    def check_writable(self) -> None:
+        """Refuse early what would need :meth:`writer` later.
+
+        Raises:
+            LibraryReadOnlyError: the library was opened read-only.
+        """
+        if self.read_only:
+            raise read_only_error(self.folder)
 
     # -- roots -----------------------------------------------------------------
     def roots(self) -> list[Root]:
@@ -187,12 +208,28 @@ class Library:
         with self._session() as s:
             return generation(s)
 
+    def state(self) -> LibraryState:
+        """The exact state of the vectors now: what an index cache must match."""
+        with self._session() as s:
+            gen = generation(s)
+            return LibraryState(_library_id(s), gen, _token(s, gen))
+
+    def knows(self, state: LibraryState) -> bool:
+        """Whether this database went through ``state``: its library, and that generation's token.
+
+        A cache built from such a state can be patched forward to the current one; a cache of
+        another library, or of a state a database restored from a backup never had, cannot.
+        """
+        with self._session() as s:
+            return (state.token is not None and state.library_id == _library_id(s)
+                    and _token(s, state.generation) == state.token)
+
     def vector_count(self) -> int:
         with self._session() as s:
             return _vector_count(s)
 
     def status(self) -> LibraryStatus:
-        from core.index_cache import index_health
+        from core.index_cache import index_health  # the cache module imports this one
 
         with self._session() as s:
             per_root = dict(s.execute(select(ImageRow.root_id, func.count()).group_by(ImageRow.root_id)).all())
@@ -201,13 +238,14 @@ class Library:
             images = s.scalar(select(func.count()).select_from(ImageRow)) or 0
             failed = s.scalar(select(func.count()).select_from(ImageRow).where(ImageRow.status == STATUS_FAILED)) or 0
             vectors = _vector_count(s)
-            roots = [RootStatus(r.path, per_root.get(r.id, 0), failed_root.get(r.id, 0), Path(r.path).is_dir())
+            roots = [RootStatus(r.path, per_root.get(r.id, 0), failed_root.get(r.id, 0), _reachable(r.path))
                      for r in s.scalars(select(RootRow).order_by(RootRow.path))]
-            gen = generation(s)
+        state = self.state()
         model = self.model_record()
         return LibraryStatus(folder=str(self.folder), schema_version=SCHEMA_VERSION, roots=roots, images=images,
                              indexed=vectors, failed=failed, pending=images - failed - vectors, model=model,
-                             generation=gen, index=index_health(self.folder, gen, model, vectors))
+                             generation=state.generation,
+                             index=index_health(self.folder, state, self.knows, model, vectors))
 
     def failures(self) -> list[Failure]:
         with self._session() as s:
@@ -345,9 +383,68 @@ class Library:
             s.delete(board)
 
 
+def writable(folder: Path) -> bool:
+    """Whether this process may change the library in ``folder``: the folder (SQLite's
+    ``-wal`` and ``-shm`` files, the locks, the cache) and its database file."""
+    db = folder / DB_NAME
+    return os.access(folder, os.W_OK) and (not db.exists() or os.access(db, os.W_OK))
+
+
+@contextlib.contextmanager
+def writer_lock(folder: Path) -> Iterator[None]:
+    """Hold the library's single-writer lock for the ``with`` block.
+
+    Raises:
+        LibraryBusyError: another process (or another writer here) holds it.
+        LibraryError: the lock file cannot be created.
+    """
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(FileLock(folder / WRITER_LOCK, exclusive=True, blocking=False))
+        except LockBusy as exc:
+            raise LibraryBusyError(f"library {folder} is busy: another process is indexing it") from exc
+        except OSError as exc:
+            raise LibraryError(f"cannot write to the library {folder}: {exc.strerror}") from exc
+        yield
+
+
+def _library_files(folder: Path) -> list[str]:
+    """Names of the files a library keeps beside its database (locks, the index cache)."""
+    from core.index_cache import CACHE_FILES
+
+    return sorted({p.name for pattern in (WRITER_LOCK, *CACHE_FILES) for p in folder.glob(pattern)})
+
+
+def _refuse_emptied(db: Path) -> None:
+    """A zero-byte database beside other library files was emptied (a crash, a full disk, a bad copy),
+    not created: opening it would silently start a new library and lose its folders and moodboards.
+
+    Raises:
+        LibraryDamagedError: it is such a database.
+    """
+    if db.is_file() and db.stat().st_size == 0 and (others := _library_files(db.parent)):
+        raise damaged_error(db, f"is empty (0 bytes) although the folder holds other library files "
+                                f"({', '.join(others)}): it was lost, not new (restore it from a backup if you "
+                                "have one)")
+
+
+def _library_id(s: Session) -> str | None:
+    return s.scalar(select(MetaRow.value).where(MetaRow.key == LIBRARY_ID))
+
+
+def _token(s: Session, gen: int) -> str | None:
+    return s.scalar(select(GenerationRow.token).where(GenerationRow.generation == gen))
+
+
 def _vector_count(s: Session) -> int:
     return s.scalar(select(func.count()).select_from(VectorRow)) or 0
 
 
 def _model_record(row: ModelRow) -> ModelRecord:
     return ModelRecord(row.id, row.name, row.version, row.dim, row.checksum, row.which, row.source)
+
+
+def _reachable(folder: str) -> bool:
+    """Whether a library folder can be seen now; one behind a folder this user may not enter counts as
+    unreachable instead of ending ``status`` with a PermissionError (``Path.is_dir`` raises it)."""
+    return os.path.isdir(folder)

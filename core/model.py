@@ -15,6 +15,7 @@ the style code well scaled.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 
 import torch
@@ -32,6 +33,11 @@ STYLE_CHANNELS = {"s": (64, 128, 256), "l": (64, 128, 256, 512, 512)}
 # Indices of those ReLUs in torchvision's vgg16().features.
 VGG16_BLOCK_ENDS = (3, 8, 15, 22, 29)
 CONTENT_CHANNELS = 256
+# Input sizes a model may ask for. The models so far use 64 to 256 px; 1024 px leaves room for any
+# real model while refusing sizes whose activations cannot fit in memory: at 1024 px the first
+# style layer's output alone is 64 x 1024 x 1024 floats, 256 MB per image.
+MIN_INPUT_SIZE = 32
+MAX_INPUT_SIZE = 1024
 
 
 @dataclass(frozen=True)
@@ -45,10 +51,24 @@ class ModelConfig:
     style_channels: tuple[int, ...] = field(init=False)
 
     def __post_init__(self) -> None:
+        """Refuse settings no network can run with, so a bad model file fails on load, not mid-index.
+
+        Raises:
+            ValueError: an unknown variant, an input size out of range, or unusable pixel statistics.
+        """
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown ALADIN variant {self.variant!r}; expected one of {VARIANTS}")
-        if self.input_size < 32 or self.input_size % 8:
-            raise ValueError(f"input size must be a multiple of 8 and at least 32, got {self.input_size}")
+        size = self.input_size
+        if type(size) is not int or not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE or size % 8:  # bool is no size
+            raise ValueError(f"input size must be a multiple of 8 from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} px, "
+                             f"got {size!r}")
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if (not isinstance(values, tuple) or len(values) != 3
+                    or not all(type(v) in (int, float) and math.isfinite(v) for v in values)):
+                raise ValueError(f"pixel {name} must be three finite numbers, got {values!r}")
+        if min(self.std) <= 0:
+            raise ValueError(f"pixel std must be positive, got {self.std!r}")
         object.__setattr__(self, "style_channels", STYLE_CHANNELS[self.variant])
 
     @property

@@ -4,6 +4,9 @@ A file counts as an image when its extension says so (a broken ``.jpg`` is then
 reported as a failure rather than silently ignored) or when its first bytes say
 so (an image saved without or with the wrong extension). Hidden files and
 folders are skipped; a folder reached twice through symlinks is walked once.
+What the scan finds but cannot use (a folder it may not list, an image-named
+link to nothing, a name that is not valid text) comes back as an entry with an
+``error``, so the library lists it among its failures rather than only in a log.
 """
 
 from __future__ import annotations
@@ -25,9 +28,15 @@ _HIDDEN_ATTRIBUTE = 0x2  # FILE_ATTRIBUTE_HIDDEN on Windows
 
 @dataclass(frozen=True)
 class FileEntry:
+    """A file found under a root, or with ``error``, something there that cannot be indexed and why.
+
+    A name that is not valid text has a ``relpath`` with its undecodable bytes written as ``\\xNN``.
+    """
+
     relpath: str
     size: int
     mtime_ns: int
+    error: str | None = None
 
 
 def sniff(head: bytes) -> str | None:
@@ -49,8 +58,12 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
+def named_as_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
 def is_image(path: str, name: str) -> bool:
-    if os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS:
+    if named_as_image(name):
         return True
     try:
         with open(path, "rb") as fh:
@@ -69,7 +82,8 @@ def _hidden(entry: os.DirEntry) -> bool:
 def scan(root: Path | str) -> Iterator[FileEntry]:
     """Every image file under ``root`` with its size and mtime, relative paths in POSIX form.
 
-    Unreadable folders and names that cannot be stored as text are logged and skipped.
+    Unreadable folders, links to nothing and names that cannot be stored as text are
+    entries with an ``error``; so is an image-named entry that cannot be examined.
     """
     root = os.fspath(root)
     seen: set[tuple[int, int]] = set()
@@ -78,16 +92,12 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
         folder = stack.pop()
         try:
             st = os.stat(folder)
-        except OSError as exc:
-            log.warning("cannot read folder %s: %s", folder, exc)
-            continue
-        if (st.st_dev, st.st_ino) in seen:
-            continue
-        seen.add((st.st_dev, st.st_ino))
-        try:
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            log.warning("cannot list folder %s: %s", folder, exc)
+            yield _entry(root, folder, _lstat(folder), f"cannot read this folder: {exc.strerror}")
             continue
         for entry in entries:
             try:
@@ -96,17 +106,37 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
                 if entry.is_dir(follow_symlinks=True):
                     stack.append(entry.path)
                     continue
+                if entry.is_symlink() and not os.path.exists(entry.path):
+                    if named_as_image(entry.name):
+                        yield _entry(root, entry.path, _lstat(entry.path), "broken link: its target is missing")
+                    continue
                 if not entry.is_file(follow_symlinks=True) or not is_image(entry.path, entry.name):
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
-                log.warning("cannot read %s: %s", entry.path, exc)
-                continue
-            rel = Path(os.path.relpath(entry.path, root)).as_posix()
-            try:
-                rel.encode("utf-8")
-            except UnicodeEncodeError:
-                log.warning("skipping %r: its name is not valid text in this file system's encoding", entry.path)
+                if named_as_image(entry.name):
+                    yield _entry(root, entry.path, _lstat(entry.path), f"cannot read it: {exc.strerror}")
+                else:
+                    log.warning("cannot read %s: %s", entry.path, exc)
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield FileEntry(rel, st.st_size, st.st_mtime_ns)
+                yield _entry(root, entry.path, st)
+
+
+def _entry(root: str, path: str, st: os.stat_result | None, error: str | None = None) -> FileEntry:
+    """The entry for ``path``; a path that is not valid text gets a printable relpath and an error."""
+    rel = Path(os.path.relpath(path, root)).as_posix()
+    try:
+        rel.encode("utf-8")
+    except UnicodeEncodeError:
+        rel = os.fsencode(rel).decode("utf-8", "backslashreplace")
+        error = error or "its path is not valid text in this file system's encoding; rename it to index it"
+    return FileEntry(rel, st.st_size if st else 0, st.st_mtime_ns if st else 0, error)
+
+
+def _lstat(path: str) -> os.stat_result | None:
+    """The entry's own size and mtime, for an entry whose target cannot be read; None if even that fails."""
+    try:
+        return os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None

@@ -1,31 +1,54 @@
 """The library database's tables, its schema version and the steps that upgrade an older one.
 
-Only the store (:mod:`core.library` and :mod:`core.writer`) imports this module:
-a schema change touches the tables here and the queries there, nothing else.
+Only the store (:mod:`core.library`, :mod:`core.writer`, :mod:`core.repair`) imports this
+module: a schema change touches the tables here and the queries there, nothing else.
+This is also where SQLite's errors become :mod:`core.errors` types (:func:`connect`):
+a damaged file, a busy or read-only library are the user's environment, not bugs.
 """
 
 from __future__ import annotations
 
+import os
+import secrets
+import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 from sqlalchemy import (Boolean, Connection, Engine, Float, ForeignKey, Index, Integer, LargeBinary, String,
-                        UniqueConstraint, create_engine, event, text)
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+                        UniqueConstraint, create_engine, delete, event, insert, select, text)
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from core.errors import LibraryError
+from core.errors import LibraryBusyError, LibraryDamagedError, LibraryError, LibraryReadOnlyError
 
 # Schema history. A fresh library gets every table at once and the latest number;
 # an older library runs each upgrade step from its own version up.
 #   1: roots, images, models, vectors, meta.
 #   2: saved moodboards.
-SCHEMA_VERSION = 2
+#   3: a library id (meta) and a token per generation (generations), naming each exact database state.
+SCHEMA_VERSION = 3
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
 
+# Meta keys: the write generation (raised by every change to the set of vectors) and the
+# random id a library gets once, when it is created.
+GENERATION = "generation"
+LIBRARY_ID = "library_id"
+
 # Ids bound into one ``IN (...)`` clause: SQLite builds older than 3.32 refuse more than 999 parameters.
 PARAMS_PER_STATEMENT = 900
+# How long SQLite waits for another connection's lock before it answers "database is locked".
+BUSY_TIMEOUT_S = 30.0
+
+# SQLite primary result codes that describe the user's environment (qutebrowser's sql.py makes
+# the same split); any other code is a bug and keeps its traceback.
+_DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
+_ENVIRONMENT = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM,
+                sqlite3.SQLITE_PROTOCOL, sqlite3.SQLITE_NOLFS}
 
 
 class Base(DeclarativeBase):
@@ -91,12 +114,25 @@ class VectorRow(Base):
 
 
 class MetaRow(Base):
-    """Key/value pairs; ``generation`` is raised by every change to the set of vectors."""
+    """Key/value pairs: :data:`GENERATION` and :data:`LIBRARY_ID`."""
 
     __tablename__ = "meta"
 
     key: Mapped[str] = mapped_column(String, primary_key=True)
     value: Mapped[str] = mapped_column(String)
+
+
+class GenerationRow(Base):
+    """A random token per generation: (library id, generation, token) names one exact state of the vectors.
+
+    A database restored from a backup counts the same generation numbers again, but with
+    new tokens, so a cache built from a state the database no longer has cannot pass for it.
+    """
+
+    __tablename__ = "generations"
+
+    generation: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    token: Mapped[str] = mapped_column(String)
 
 
 class MoodboardRow(Base):
@@ -126,24 +162,77 @@ def _upgrade_1_to_2(conn: Connection) -> None:
     Base.metadata.create_all(conn, tables=[MoodboardRow.__table__, MoodboardItemRow.__table__])
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2}
+def _upgrade_2_to_3(conn: Connection) -> None:
+    """Version 3 named the library and each generation, so an index cache can prove which database
+    state it was built from (a cache written before has no such name and is rebuilt once)."""
+    Base.metadata.create_all(conn, tables=[GenerationRow.__table__])
+    _name_library(conn)
 
 
-def connect(db: Path) -> Engine:
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
+
+
+def connect(db: Path, *, read_only: bool = False) -> Engine:
     """An engine on the database file ``db``, brought to :data:`SCHEMA_VERSION`.
 
+    Whichever query later meets an SQLite error of the environment raises it as a
+    :mod:`core.errors` type (see :func:`_known_error`), so every caller, CLI or GUI, shows one line.
+
+    Args:
+        db: the database file.
+        read_only: open it without writing anything, not even the WAL switch (a read-only
+            folder or file); SQLite then refuses every write as :class:`LibraryReadOnlyError`.
+
     Raises:
-        LibraryError: the file is another program's database, or a newer aladin wrote it.
-        sqlalchemy.exc.DatabaseError: the file is not a readable SQLite database.
+        LibraryDamagedError: the file is not a readable SQLite database.
+        LibraryBusyError: another process held SQLite's lock for :data:`BUSY_TIMEOUT_S`.
+        LibraryReadOnlyError: ``read_only`` and the file holds no library yet, or an older schema.
+        LibraryError: another program's database, one a newer aladin wrote, or a file that cannot be opened.
     """
-    engine = create_engine(f"sqlite:///{db}", connect_args={"timeout": 30, "check_same_thread": False})
-    event.listen(engine, "connect", _on_connect)
+    target = _uri(db, _read_only_mode(db)) if read_only else str(db)
+    engine = create_engine(f"sqlite:///{db}", creator=lambda: sqlite3.connect(
+        target, uri=read_only, timeout=BUSY_TIMEOUT_S, check_same_thread=False))
+    event.listen(engine, "connect", lambda dbapi_conn, _record: _on_connect(dbapi_conn, wal=not read_only))
+    event.listen(engine, "handle_error", _known_error(db))
     try:
-        _migrate(engine, db)
+        _migrate(engine, db, read_only)
     except BaseException:
         engine.dispose()
         raise
     return engine
+
+
+def generation(db: Session | Connection) -> int:
+    """The library's write generation."""
+    value = db.scalar(select(MetaRow.value).where(MetaRow.key == GENERATION))
+    return int(value) if value is not None else 0
+
+
+def new_token() -> str:
+    """A generation's token: random, so no two database states ever share one."""
+    return secrets.token_hex(16)
+
+
+def start_history(conn: Connection) -> None:
+    """Forget every generation's token and give the current generation a new one.
+
+    A new library gets its first token here; a repaired one starts over, so that
+    no index cache built before the repair can patch itself forward.
+    """
+    conn.execute(delete(GenerationRow))
+    conn.execute(insert(GenerationRow).values(generation=generation(conn), token=new_token()))
+
+
+def damaged_error(db: Path, what: str) -> LibraryDamagedError:
+    """The message for a damaged database: what is wrong, and the way out."""
+    return LibraryDamagedError(f"the library database {db} {what}; `aladin repair --library {db.parent}` "
+                               "recovers what is readable into a new database and keeps the damaged file beside it")
+
+
+def read_only_error(folder: Path) -> LibraryReadOnlyError:
+    """The message for any change refused because the library is read-only."""
+    return LibraryReadOnlyError(f"the library {folder} is read-only: it can be searched, but indexing, removing "
+                                "folders and changing moodboards need write access to the folder and its files")
 
 
 def in_chunks(items: list, n: int = PARAMS_PER_STATEMENT) -> Iterator[list]:
@@ -152,27 +241,99 @@ def in_chunks(items: list, n: int = PARAMS_PER_STATEMENT) -> Iterator[list]:
         yield items[i:i + n]
 
 
-def _on_connect(dbapi_conn, _record) -> None:
+def _on_connect(dbapi_conn, *, wal: bool) -> None:
     """WAL lets readers run beside the writer; NORMAL sync is still safe against a killed process."""
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    if wal:
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.close()
 
 
-def _migrate(engine: Engine, db: Path) -> None:
-    with engine.begin() as conn:
-        version = conn.execute(text("PRAGMA user_version")).scalar() or 0
-        has_tables = conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'")).scalar()
-        if version > SCHEMA_VERSION:
-            raise LibraryError(f"the library {db} was written by a newer version of aladin "
-                               f"(schema {version}; this version reads up to {SCHEMA_VERSION})")
+def _read_only_mode(db: Path) -> str:
+    """How SQLite opens a read-only library.
+
+    It reads a WAL database through a ``-shm`` file it creates beside it. In a folder
+    it cannot write, with no ``-wal`` file (no writer is mid-way; the library was closed
+    cleanly), the only way in is to open the file as immutable: SQLite then takes no
+    locks, so a writer elsewhere that starts later is seen only when the library is
+    opened again.
+    """
+    if not os.access(db.parent, os.W_OK) and not Path(f"{db}-wal").exists():
+        return "immutable=1"
+    return "mode=ro"
+
+
+def _uri(db: Path, query: str) -> str:
+    """``db`` as an SQLite URI: absolute and percent-encoded; a Windows drive or share path keeps its form."""
+    path = quote(db.absolute().as_posix(), safe="/:")
+    return f"file://{'' if path.startswith('/') else '/'}{path}?{query}"
+
+
+def _known_error(db: Path) -> Callable[[ExceptionContext], LibraryError | None]:
+    """A ``handle_error`` hook: SQLite errors of the environment become :mod:`core.errors` types."""
+
+    def translate(context: ExceptionContext) -> LibraryError | None:
+        exc = context.original_exception
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is None:
+            return None
+        if code & 0xFF in _DAMAGED:
+            return damaged_error(db, f"is damaged ({exc})")
+        if code & 0xFF in _BUSY:
+            return LibraryBusyError(f"the library {db.parent} is busy: another process is writing to it ({exc}); "
+                                    "try again when it has finished")
+        if code == sqlite3.SQLITE_READONLY_DBMOVED:
+            return LibraryError(f"the library database {db} was moved or replaced while open; open the library again")
+        if code & 0xFF == sqlite3.SQLITE_READONLY:
+            return read_only_error(db.parent)
+        if code & 0xFF in _ENVIRONMENT:
+            return LibraryError(f"cannot use the library database {db}: {exc}")
+        return None
+
+    return translate
+
+
+def _migrate(engine: Engine, db: Path, read_only: bool) -> None:
+    """Create or upgrade the library in ``db``; a current one is only read, so a read-only one opens too."""
+    with engine.connect() as conn:
+        version = _version(conn, db)
+    if version == SCHEMA_VERSION:
+        return
+    if read_only:
+        need = "holds no library yet" if version == 0 else f"needs an upgrade from schema {version}"
+        raise LibraryReadOnlyError(f"the library {db.parent} is read-only and {need}; open it once with write access")
+    with engine.connect() as conn:
+        # Another process may be creating or upgrading the library right now: take the write lock, then look again.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        version = _version(conn, db)
         if version == 0:
-            if has_tables:
-                raise LibraryError(f"{db} is not an aladin library database")
             Base.metadata.create_all(conn)
+            _name_library(conn)
         else:
             for step in range(version, SCHEMA_VERSION):
                 UPGRADES[step](conn)
         conn.execute(text(f"PRAGMA user_version={SCHEMA_VERSION}"))
+        conn.commit()
+
+
+def _version(conn: Connection, db: Path) -> int:
+    """The file's schema version (0: no library yet).
+
+    Raises:
+        LibraryError: another program's database, or one a newer aladin wrote.
+    """
+    version = conn.execute(text("PRAGMA user_version")).scalar() or 0
+    if version > SCHEMA_VERSION:
+        raise LibraryError(f"the library {db} was written by a newer version of aladin "
+                           f"(schema {version}; this version reads up to {SCHEMA_VERSION})")
+    if version == 0 and conn.execute(text("SELECT count(*) FROM sqlite_master WHERE type='table'")).scalar():
+        raise LibraryError(f"{db} is not an aladin library database")
+    return version
+
+
+def _name_library(conn: Connection) -> None:
+    """Give a new (or newly upgraded) library its id, and its current generation a token."""
+    conn.execute(insert(MetaRow).values(key=LIBRARY_ID, value=uuid.uuid4().hex))
+    start_history(conn)

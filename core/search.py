@@ -31,7 +31,8 @@ class Searcher:
     """Answers queries for one library with the library's own model.
 
     Raises:
-        LibraryError: the library holds no vectors yet.
+        LibraryError: the library holds no vectors yet; from any search, its database cannot be
+            read (:class:`core.errors.LibraryDamagedError`, :class:`core.errors.LibraryBusyError`).
         ModelMismatchError: ``embedder`` runs another model than the one the library was built with.
     """
 
@@ -123,8 +124,17 @@ class Searcher:
         return vectors, exclude
 
     def _allowed(self, filters: SearchFilters) -> np.ndarray | None:
+        """Ids under the filter folders, or None for no filter.
+
+        Raises:
+            QueryError: a filter folder is outside the library; it would silently match nothing.
+        """
         if not filters.roots and not filters.folder:
             return None
+        roots = [r.path for r in self.library.roots()]
+        for folder in [*(filters.roots or []), *([filters.folder] if filters.folder else [])]:
+            if not any(Path(folder).resolve().is_relative_to(root) for root in roots):
+                raise QueryError(f"{folder} is not in the library; its folders are: {', '.join(roots)}")
         allowed = None
         if filters.roots:
             allowed = self.library.ids_under(filters.roots)
@@ -136,8 +146,8 @@ class Searcher:
     def _run(self, q: np.ndarray, exclude: set[int], folders: set[str], filters: SearchFilters) -> list[SearchResult]:
         if filters.k < 1:
             raise QueryError("k must be at least 1")
-        index = self.cache.current()
         allowed = self._allowed(filters)
+        index = self.cache.current()
         if allowed is not None and len(allowed) <= FILTER_EXACT_MAX and index.kind == "hnsw":
             # A small sub-folder: its vectors straight from SQLite beat any walk through the graph.
             raw = self.library.raw_vectors(allowed.tolist())

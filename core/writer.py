@@ -5,7 +5,8 @@ it holds the single-writer lock, so whoever writes (the indexer, a folder
 removal) never races another writer. Each method is one transaction: a process
 killed between two calls leaves a consistent library, and the next run redoes
 only what was not committed. Every change to the set of vectors raises the
-library's *generation*; caches of the vectors compare against it.
+library's *generation* and gives it a new random token (:class:`core.schema.GenerationRow`);
+caches of the vectors compare against both.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from sqlalchemy import delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import QueryError
-from core.schema import STATUS_FAILED, STATUS_OK, ImageRow, MetaRow, ModelRow, RootRow, VectorRow, in_chunks
+from core.schema import (GENERATION, STATUS_FAILED, STATUS_OK, GenerationRow, ImageRow, MetaRow, ModelRow, RootRow,
+                         VectorRow, generation, in_chunks, new_token)
 
 if TYPE_CHECKING:
     from core.library import Root
-
-GENERATION = "generation"
-
 
 @dataclass
 class ImageFile:
@@ -189,19 +188,11 @@ class LibraryWriter:
                                 for f in files if f.path in vectors])
 
 
-def generation(s: Session) -> int:
-    """The library's write generation, read inside ``s``."""
-    value = s.scalar(select(MetaRow.value).where(MetaRow.key == GENERATION))
-    return int(value) if value is not None else 0
-
-
 def _bump_generation(s: Session) -> int:
+    """Raise the generation and give it a token: the new state's name, which no other state ever had."""
     gen = generation(s) + 1
-    row = s.get(MetaRow, GENERATION)
-    if row is None:
-        s.add(MetaRow(key=GENERATION, value=str(gen)))
-    else:
-        row.value = str(gen)
+    s.merge(MetaRow(key=GENERATION, value=str(gen)))
+    s.add(GenerationRow(generation=gen, token=new_token()))
     return gen
 
 

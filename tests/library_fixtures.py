@@ -55,3 +55,9 @@ def tiny_model_file(folder: Path, seed: int = 3, name: str = "tiny-s") -> Path:
 
 def tiny_embedder(folder: Path, seed: int = 3) -> Embedder:
     return Embedder(load_model_file(tiny_model_file(folder, seed)), device="cpu")
+
+
+def assert_known_error(code: int, err: str, words: str) -> None:
+    """A known error as the user meets it: exit status 2 and one line (no traceback) that says ``words``."""
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("aladin: error: ") and words in lines[0], err

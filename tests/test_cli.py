@@ -64,3 +64,13 @@ def test_runner_maps_interrupts_and_keeps_bugs_loud(capsys):
     assert "tool: error: library X is busy" in err and "tool: stopped; run again to resume" in err
     with pytest.raises(ZeroDivisionError):
         run_command("tool", bug)
+
+
+def test_the_console_script_is_light_to_import():
+    """Spawned decoder and indexing processes re-import the console script: it must not pull in torch."""
+    import subprocess
+    import sys
+
+    code = "import sys, app.launcher; print(sorted(m for m in ('torch', 'sqlalchemy', 'PySide6') if m in sys.modules))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr

@@ -14,6 +14,7 @@ from core.embedder import Embedder, resolve_device
 from core.errors import DeviceError
 from core.model import ModelConfig, build_model
 from core.modelfile import ModelInfo, PostProcess, load_model_file, save_model
+from library_fixtures import assert_known_error
 from tests.conftest import make_image
 
 
@@ -149,10 +150,10 @@ def test_decode_workers_leave_ctrl_c_to_the_parent(image_paths):
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    from core.decode import _ignore_interrupts
+    from core.decode import start_worker
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(1, mp_context=ctx, initializer=_ignore_interrupts) as pool:
+    with ProcessPoolExecutor(1, mp_context=ctx, initializer=start_worker) as pool:
         pid = pool.submit(os.getpid).result()
         os.kill(pid, signal.SIGINT)
         assert pool.submit(os.getpid).result() == pid, "the worker must survive Ctrl-C"
@@ -170,3 +171,39 @@ def test_without_model_the_bundled_trained_model_is_used(tmp_path, image_paths, 
     assert rows.shape == (3, Embedder(bundled, "cpu").dim)
     assert np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
     assert "untrained" not in capsys.readouterr().err
+
+
+def test_cli_never_writes_non_finite_rows(tmp_path, model_path, image_paths, monkeypatch, capsys):
+    real = Embedder.raw_from_pixels
+
+    def overflowing(self, pixels):  # as float16 on a GPU can overflow on one image
+        raw = real(self, pixels)
+        raw[0, 5] = np.inf
+        return raw
+
+    monkeypatch.setattr(Embedder, "raw_from_pixels", overflowing)
+    listing = write_list(tmp_path, image_paths[:3])
+    out = tmp_path / "out.npy"
+    argv = ["embed", "--paths-from", str(listing), "--out", str(out), "--model", str(model_path), "--workers", "0",
+            "--batch-size", "3"]
+    assert main(argv) == 1 and not out.exists()
+    assert f"cannot read {image_paths[0]}: the model gave NaN or infinite values" in capsys.readouterr().err
+    assert main(argv + ["--skip-bad"]) == 0
+    rows = np.load(out)
+    assert np.isfinite(rows).all() and not rows[0].any() and rows[1:].any(axis=1).all()
+
+
+@pytest.mark.parametrize("case, words", [
+    ("empty list", "names no images; nothing to embed"),
+    ("out under a file", "file.txt is a file, not a folder"),
+    ("negative workers", "--workers must be 0 or more"),
+])
+def test_cli_edges_are_one_line_errors(tmp_path, model_path, image_paths, capsys, case, words):
+    listing = write_list(tmp_path, [] if case == "empty list" else image_paths[:2])
+    (tmp_path / "file.txt").write_text("in the way")
+    out = tmp_path / "file.txt" / "sub" / "out.npy" if case == "out under a file" else tmp_path / "out.npy"
+    workers = "-1" if case == "negative workers" else "0"
+    code = main(["embed", "--paths-from", str(listing), "--out", str(out), "--model", str(model_path),
+                 "--workers", workers])
+    assert_known_error(code, capsys.readouterr().err, words)
+    assert not out.exists()

@@ -14,7 +14,7 @@ import core.index_cache
 from core.index_cache import (STALE_TEMP_AGE, STAMP, CacheInvalid, IndexCache, fingerprint, load_graph,
                                save_graph)
 from core.indexer import index_folders
-from core.library import Library
+from core.library import Library, LibraryState
 from core.query import QueryItem, SearchFilters
 from core.search import Searcher
 from core.vector_index import ExactIndex, HnswIndex, top_k
@@ -88,7 +88,7 @@ def test_stale_graph_is_patched_with_new_and_deleted_images(graph_library, tmp_p
 def test_graph_for_another_model_is_not_used(graph_library, tmp_path):
     lib, embedder, _ = graph_library
     with pytest.raises(CacheInvalid, match="another model"):
-        load_graph(lib.folder, "someone-else", embedder.dim)
+        load_graph(lib.folder, "someone-else", embedder.dim, lib.knows)
 
 
 def test_exact_index_add_remove_and_top_k():
@@ -139,15 +139,34 @@ def test_readers_patch_in_memory_and_the_writer_saves(graph_library, tmp_path):
     assert lib.status().index["state"] == "fresh"
 
 
+def state(generation: int) -> LibraryState:
+    return LibraryState("lib-a", generation, f"token-{generation}")
+
+
+def vouch(known: LibraryState) -> bool:
+    """A database that went through every generation of :func:`state`."""
+    return known == state(known.generation)
+
+
+def test_normal_index_runs_patch_the_saved_graph(graph_library, tmp_path):
+    """Only a state the database vouches for is patched: the usual rescan must not rebuild the graph."""
+    lib, embedder, _ = graph_library
+    lib.remove_root(tmp_path / "art" / "style05")
+    list(index_folders(lib, [], embedder, workers=0))
+    stamp = json.loads((lib.folder / STAMP).read_text())
+    assert len(stamp["deleted"]) == 4  # deletion marks survive only a patch; a rebuild has none
+    assert lib.status().index["state"] == "fresh"
+
+
 def test_saved_graph_remembers_its_deleted_labels(tmp_path):
     """hnswlib cannot list its deletion marks, so the stamp carries them to the next process."""
     index = HnswIndex(4)
     vectors = np.random.default_rng(1).normal(size=(20, 4)).astype(np.float32)
     index.add(np.arange(20), vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
     index.remove(np.array([3, 7]))
-    save_graph(tmp_path, index, 5, "model-a")
-    loaded, generation = load_graph(tmp_path, "model-a", 4)
-    assert generation == 5 and loaded.deleted == {3, 7} and len(loaded) == 18
+    save_graph(tmp_path, index, state(5), "model-a")
+    loaded, built = load_graph(tmp_path, "model-a", 4, vouch)
+    assert built == state(5) and loaded.deleted == {3, 7} and len(loaded) == 18
     assert not {3, 7} & set(loaded.labels().tolist())
     assert not list(tmp_path.glob("*.tmp"))
 
@@ -156,12 +175,12 @@ def test_saving_removes_old_graphs_and_stale_temp_files_but_not_a_fresh_one(tmp_
     """A fresh temp file may be another process's graph being written right now."""
     index = HnswIndex(4)
     index.add(np.arange(3), np.eye(3, 4, dtype=np.float32))
-    save_graph(tmp_path, index, 1, "model-a")
+    save_graph(tmp_path, index, state(1), "model-a")
     first = json.loads((tmp_path / STAMP).read_text())["file"]
     stale, busy = tmp_path / ".index.0.1.hnsw.dead.tmp", tmp_path / ".index.2.2.hnsw.busy.tmp"
     stale.write_bytes(b"killed mid-write")
     busy.write_bytes(b"being written")
     os.utime(stale, (time.time() - 2 * STALE_TEMP_AGE,) * 2)
-    save_graph(tmp_path, index, 2, "model-a")
+    save_graph(tmp_path, index, state(2), "model-a")
     assert not (tmp_path / first).exists() and not stale.exists() and busy.exists()
-    assert load_graph(tmp_path, "model-a", 4)[1] == 2
+    assert load_graph(tmp_path, "model-a", 4, vouch)[1] == state(2)

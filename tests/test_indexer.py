@@ -16,12 +16,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import core.scan
+from core.cli import main
+from core.embedder import NON_FINITE
 from core.errors import LibraryBusyError, ModelMismatchError
 from core.indexer import IndexSummary, index_folders
 from core.library import DB_NAME, Library
 from core.query import QueryItem
 from core.search import Searcher
-from library_fixtures import make_tree, style_image, tiny_embedder, tiny_model_file
+from library_fixtures import assert_known_error, make_tree, style_image, tiny_embedder, tiny_model_file
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -243,6 +246,110 @@ def test_parent_folder_adopts_nested_root(tmp_path, embedder):
         assert (summary.added, summary.embedded) == (2, 2)
         assert [r.path for r in lib.roots()] == [str(tmp_path / "art")]
         assert lib.find_image(paths[0])[0] == first_id
+
+
+def test_a_non_finite_vector_is_a_failure_and_never_stored(tmp_path, monkeypatch):
+    make_tree(tmp_path / "art", styles=2, per_style=2)
+    Image.new("RGB", (40, 32)).save(tmp_path / "art" / "black.png")
+    embedder = tiny_embedder(tmp_path)
+    real = embedder.raw_from_pixels
+
+    def overflowing(pixels):  # as float16 on a GPU can overflow on one image: here, the black one
+        raw = real(pixels)
+        raw[pixels.reshape(len(pixels), -1).max(axis=1) == 0] = np.nan
+        return raw
+
+    monkeypatch.setattr(embedder, "raw_from_pixels", overflowing)
+    with Library.open(tmp_path / "lib") as lib:
+        summary = run_index(lib, [tmp_path / "art"], embedder)
+        assert (summary.embedded, summary.failed) == (4, 1)
+        assert [(Path(f.path).name, f.reason) for f in lib.failures()] == [("black.png", NON_FINITE)]
+    con = sqlite3.connect(tmp_path / "lib" / DB_NAME)
+    stored = [np.frombuffer(data, np.float32) for (data,) in con.execute("SELECT data FROM vectors")]
+    con.close()
+    assert len(stored) == 4 and all(np.isfinite(v).all() for v in stored)
+
+
+def _index_argv(folder: Path, lib: Path, model: Path | str, *extra: str) -> list[str]:
+    return ["index", str(folder), "--library", str(lib), "--model", str(model), "--device", "cpu", "--workers", "0",
+            *extra]
+
+
+def test_what_a_scan_cannot_use_is_listed_by_status_failures(tmp_path, monkeypatch, capsys):
+    art = tmp_path / "art"
+    style_image(art / "good.png", 1)
+    style_image(art / "locked" / "inside.png", 2)
+    with open(os.path.join(os.fsencode(art), b"caf\xe9.png"), "wb") as fh:  # Latin-1 bytes, not UTF-8
+        fh.write((art / "good.png").read_bytes())
+    (art / "gone.png").symlink_to(tmp_path / "deleted.png")
+    (art / "notes.txt").symlink_to(tmp_path / "deleted.txt")  # not named as an image: nothing to report
+    real_scandir = os.scandir
+
+    def scandir(path):  # a folder without read permission (these tests may run as root, who reads anything)
+        if os.fspath(path) == str(art / "locked"):
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(core.scan.os, "scandir", scandir)
+    argv = _index_argv(art, tmp_path / "lib", tiny_model_file(tmp_path))
+    assert main(argv) == 0
+    assert main(["status", "--failures", "--library", str(tmp_path / "lib")]) == 0
+    listed = sorted(line for line in capsys.readouterr().out.splitlines() if line.startswith("failed: "))
+    root = art.resolve()
+    assert listed == [f"failed: {root}/caf\\xe9.png: its path is not valid text in this file system's encoding; "
+                      "rename it to index it",
+                      f"failed: {root}/gone.png: broken link: its target is missing",
+                      f"failed: {root}/locked: cannot read this folder: Permission denied"]
+    assert main(argv) == 0  # recorded once, not again on every run
+    assert "failed 0, unchanged 4" in capsys.readouterr().err
+    monkeypatch.setattr(core.scan.os, "scandir", real_scandir)
+    (art / "gone.png").unlink()
+    os.rename(os.path.join(os.fsencode(art), b"caf\xe9.png"), art / "cafe.png")
+    assert main(argv) == 0
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.failures() == [] and lib.status().indexed == 3
+
+
+def test_a_failed_first_index_of_a_missing_folder_leaves_the_library_empty(tmp_path, capsys):
+    code = main(_index_argv(tmp_path / "absent", tmp_path / "lib", tiny_model_file(tmp_path)))
+    assert_known_error(code, capsys.readouterr().err, "absent: no such folder")
+    with Library.open(tmp_path / "lib") as lib:
+        assert lib.model_record() is None and lib.roots() == []
+
+
+def test_negative_workers_is_a_one_line_error(tmp_path, capsys):
+    make_tree(tmp_path / "art", styles=1, per_style=1)
+    code = main(_index_argv(tmp_path / "art", tmp_path / "lib", "untrained-s", "--workers", "-1"))
+    assert_known_error(code, capsys.readouterr().err, "--workers must be 0 or more (0 decodes in this process), got -1")
+
+
+@pytest.fixture
+def indexed(tmp_path, embedder) -> tuple[Path, list[Path]]:
+    """A library of one small tree, indexed with the module's model: (library folder, image paths)."""
+    paths = make_tree(tmp_path / "art", styles=2, per_style=2)
+    with Library.open(tmp_path / "lib") as lib:
+        run_index(lib, [tmp_path / "art"], embedder)
+    return tmp_path / "lib", paths
+
+
+@pytest.mark.parametrize("option", ["--folder", "--root"])
+def test_search_filter_outside_the_library_names_its_folders(tmp_path, indexed, capsys, option):
+    lib, paths = indexed
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = main(["search", str(paths[0]), "--library", str(lib), "--device", "cpu", option, str(elsewhere)])
+    words = f"{elsewhere} is not in the library; its folders are: {(tmp_path / 'art').resolve()}"
+    assert_known_error(code, capsys.readouterr().err, words)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full, a device that is always full")
+def test_search_into_a_full_stdout_is_a_one_line_error(indexed):
+    lib, paths = indexed
+    with open("/dev/full", "w") as full:
+        run = subprocess.run([sys.executable, "-m", "app.launcher", "search", str(paths[0]), "--library", str(lib),
+                              "--device", "cpu"], cwd=REPO, env=_subprocess_env(), stdout=full, stderr=subprocess.PIPE,
+                             text=True, timeout=300)
+    assert_known_error(run.returncode, run.stderr, "cannot write the results to standard output: No space left")
 
 
 def _index_cmd(tree: Path, lib: Path, model: Path, batch: int = 2) -> list[str]:

@@ -35,11 +35,15 @@ def test_version_1_library_is_upgraded_in_place(tmp_path):
     con = sqlite3.connect(folder / DB_NAME)
     con.execute("DROP TABLE moodboard_items")
     con.execute("DROP TABLE moodboards")
+    con.execute("DROP TABLE generations")
+    con.execute("DELETE FROM meta WHERE key = 'library_id'")
     con.execute("PRAGMA user_version=1")
     con.commit()
     con.close()
     with Library.open(folder) as lib:
         assert [r.id for r in lib.roots()] == [root.id]
+        state = lib.state()
+        assert state.library_id and state.token and lib.knows(state)  # version 3 named the library
         image = tmp_path / "a.png"
         image.write_bytes(b"")
         lib.save_moodboard("board", [QueryItem(str(image))])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -129,3 +130,91 @@ def test_metadata_record_stays_flat_so_older_and_newer_versions_read_it(tmp_path
     assert "config" not in record and "style_channels" not in record
     bundled = load_model_file(modelfile.DEFAULT_MODEL).info  # written before ModelInfo held a ModelConfig
     assert bundled.config == ModelConfig(variant="s", input_size=64) and bundled.colour_bins == (12, 4, 4)
+
+
+def _with_record(tmp_path, changes: dict):
+    """A real model file whose metadata record has ``changes`` applied: only the metadata is wrong."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    good, _ = small_model(tmp_path)
+    with safe_open(str(good), framework="pt") as fh:
+        record = {**json.loads(fh.metadata()[modelfile.META_KEY]), **changes}
+    return _write_with_meta(tmp_path / "bad.safetensors", {modelfile.META_KEY: json.dumps(record)}, load_file(good))
+
+
+@pytest.mark.parametrize("changes, match", [
+    ({"input_size": 100_000}, "input size must be a multiple of 8 from 32 to 1024 px, got 100000"),
+    ({"input_size": 1032}, "input size must be"),
+    ({"input_size": True}, "input size must be"),
+    ({"std": [0.2, 0.0, 0.2]}, "pixel std must be positive"),
+    ({"mean": [0.5, 0.5]}, "pixel mean must be three finite numbers"),
+    ({"colour_bins": [100_000, 100_000, 100_000]}, "colour bins must be three whole numbers from 1 to 64"),
+    ({"colour_bins": [64, 64, 2]}, "with a product of at most 4096"),
+    ({"colour_bins": 12}, "colour bins must be"),
+    ({"colour_weight": 1.5}, "colour weight must be a number in [0, 1)"),
+    ({"colour_weight": "0.3"}, "colour weight must be"),
+    ({"colour_weight": float("nan")}, "colour weight must be"),
+    ({"embedding": "pixels"}, "embedding must be one of"),
+])
+def test_metadata_out_of_range_is_refused_on_load(tmp_path, changes, match):
+    path = _with_record(tmp_path, changes)
+    with pytest.raises(ModelFileError, match="invalid model metadata") as refused:
+        load_model_file(path)
+    assert match in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_the_limits_admit_every_real_model():
+    from core.colour import DEFAULT_BINS, MAX_BINS, MAX_CHANNEL_BINS, check_bins
+    from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, VARIANTS
+
+    for variant in VARIANTS:  # both architectures, from the smallest size to the largest
+        assert ModelConfig(variant=variant, input_size=MIN_INPUT_SIZE).input_size == 32
+        assert ModelConfig(variant=variant, input_size=MAX_INPUT_SIZE).input_size >= 512
+    assert check_bins(list(DEFAULT_BINS)) == (12, 4, 4)
+    assert check_bins([MAX_CHANNEL_BINS, MAX_BINS // MAX_CHANNEL_BINS, 1]) == (64, 64, 1)
+    assert ModelInfo(name="fused", colour_weight=0.9).colour_weight == 0.9
+    assert load_model_file(modelfile.DEFAULT_MODEL).info.trained  # the shipped model passes every check
+
+
+@pytest.mark.parametrize("weight, value", [
+    ("style_encoder.layers.0.0.weight", float("nan")),  # every style code is NaN
+    ("head.net.2.bias", float("inf")),  # only projections break: search may still ask for them
+])
+def test_a_network_that_gives_non_finite_vectors_is_refused(tmp_path, weight, value):
+    info = ModelInfo(name="diverged", config=ModelConfig(input_size=32))
+    net = build_model(info.config, seed=3)
+    with torch.no_grad():
+        net.get_parameter(weight).view(-1)[0] = value
+    path = save_model(tmp_path / "diverged.safetensors", net, info)
+    with pytest.raises(ModelFileError, match="gives NaN or infinite values"):
+        load_model_file(path)
+
+
+@pytest.mark.parametrize("mean, match", [
+    (np.full(896, np.nan, np.float32), "NaN or infinite values"),
+    (np.zeros(10, np.float32), "do not fit the network's 896-value style code"),
+])
+def test_unusable_post_processing_statistics_are_refused(tmp_path, mean, match):
+    info = ModelInfo(name="tiny", config=ModelConfig(input_size=32))
+    post = PostProcess(mean=mean, scale=np.ones_like(mean))
+    path = save_model(tmp_path / "post.safetensors", build_model(info.config, seed=3), info, post)
+    with pytest.raises(ModelFileError, match=match):
+        load_model_file(path)
+
+
+def test_settings_out_of_range_cannot_be_saved(tmp_path):
+    info = ModelInfo(name="tiny", config=ModelConfig(input_size=32))
+    info.colour_bins = (1000, 1000, 1000)  # set after construction, as a trainer might
+    with pytest.raises(ValueError, match="colour bins"):
+        save_model(tmp_path / "never.safetensors", build_model(info.config, seed=3), info)
+    assert not (tmp_path / "never.safetensors").exists()
+
+
+def test_a_model_behind_a_folder_we_may_not_enter_is_one_clear_error(tmp_path, monkeypatch):
+    def denied(self):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_file", denied)
+    with pytest.raises(ModelFileError, match="cannot be read \\(Permission denied\\)"):
+        load_model_file(tmp_path / "private" / "model.safetensors")

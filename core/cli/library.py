@@ -1,7 +1,7 @@
-"""Library commands: ``aladin index``, ``remove``, ``search``, ``moodboard`` and ``status``.
+"""Library commands: ``aladin index``, ``remove``, ``search``, ``moodboard``, ``status`` and ``repair``.
 
-They only parse arguments, drive the engine (core.indexer, core.search) and
-print; the GUI calls the same engine functions.
+They only parse arguments, drive the engine (core.indexer, core.search, core.repair)
+and print; the GUI calls the same engine functions.
 """
 
 from __future__ import annotations
@@ -16,13 +16,15 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.cli.options import add_model_options
+from core.cli.options import add_model_options, check_batch_options
+from core.cli.output import print_lines
 from core.embedder import Embedder
 from core.errors import LibraryError, QueryError
 from core.indexer import IndexSummary, index_folders
 from core.library import Library
 from core.modelfile import load_model
 from core.query import QueryItem, SearchFilters
+from core.repair import RepairReport, repair
 from core.search import Searcher
 
 FAILURES_SHOWN = 20
@@ -94,6 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run_status)
 
+    p = sub.add_parser("repair", help="check the library database and recover what is readable from a damaged one")
+    _add_library_option(p)
+    p.set_defaults(func=run_repair)
+
 
 def _add_library_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--library", type=Path, default=None, metavar="DIR",
@@ -146,9 +152,9 @@ def _cancel_on_ctrl_c():
 
 
 def run_index(args: argparse.Namespace) -> int:
-    if args.batch_size < 1:
-        raise LibraryError("--batch-size must be at least 1")
+    check_batch_options(args)
     with Library.open(args.library) as library:
+        library.check_writable()  # before minutes of model loading and scanning
         record = library.model_record()
         spec = _model_spec(args, library)
         if not args.folders and not library.roots():
@@ -223,12 +229,11 @@ def _search(args: argparse.Namespace, library: Library, items: list[QueryItem]) 
                             k=args.k)
     results = searcher.search(items, filters)
     if args.json:
-        print(json.dumps({"model": record.name, "query": [asdict(i) for i in items],
-                          "results": [{"path": r.path, "score": round(r.score, 6), "rank": r.rank}
-                                      for r in results]}, ensure_ascii=False))
+        print_lines([json.dumps({"model": record.name, "query": [asdict(i) for i in items],
+                                 "results": [{"path": r.path, "score": round(r.score, 6), "rank": r.rank}
+                                             for r in results]}, ensure_ascii=False)])
     else:
-        for r in results:
-            print(f"{r.rank:3d}  {r.score:.4f}  {r.path}")
+        print_lines(f"{r.rank:3d}  {r.score:.4f}  {r.path}" for r in results)
     return 0
 
 
@@ -306,3 +311,24 @@ def run_status(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"failed: {failure.path}: {failure.reason}")
     return 0
+
+
+def run_repair(args: argparse.Namespace) -> int:
+    _print_repair(repair(args.library))
+    return 0
+
+
+def _print_repair(report: RepairReport) -> None:
+    if report.kept is None:
+        print(f"{report.database}: no damage found, nothing to repair")
+        return
+    more = f" (and {len(report.problems) - 1} more)" if len(report.problems) > 1 else ""
+    print(f"{report.database}: {report.problems[0]}{more}")
+    if not report.tables:
+        print("  nothing in it could be read")
+    for table in report.tables:
+        lost = "how many were lost is unreadable" if table.lost is None else f"{table.lost} lost"
+        print(f"  {table.name}: {table.recovered} recovered, {lost}")
+    print(f"repaired; the damaged database is kept as {report.kept}")
+    if report.reembed:
+        print(f"{report.reembed} images lost their vectors: the next `aladin index` embeds them again")
