@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import configparser
 import os
-import subprocess
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 from PIL import Image
 
-from trainer.corpora.imaging import OBJECT_FILL, RSVG, RenderError, alpha_bbox, load_raster, render_svg
+from trainer.corpora.imaging import OBJECT_FILL, RenderError, alpha_bbox, load_raster, render_svg, run_rsvg
 
 ICONS_DIR = "usr/share/icons"
 VECTOR_SUFFIXES = (".svg", ".svgz")
@@ -330,21 +328,7 @@ def render_element(path: Path, element: str, zoom: float, timeout: float = 60.0)
     that box would shrink the card to a few pixels; the visible card is cut
     out of the canvas instead.
     """
-    cmd = [RSVG, "--export-id", element, "--zoom", f"{zoom:.4f}", "-f", "png", str(path)]
-    try:
-        done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-    except FileNotFoundError as exc:
-        raise RenderError(f"{RSVG} not found (apt-get install librsvg2-bin)") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise RenderError(f"{path}#{element}: rsvg-convert timed out after {timeout:.0f} s") from exc
-    if done.returncode != 0 or not done.stdout:
-        message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RenderError(f"{path}#{element}: {message[-1] if message else 'no output'}")
-    try:
-        with Image.open(BytesIO(done.stdout)) as img:
-            img = img.convert("RGBA")
-    except OSError as exc:
-        raise RenderError(f"{path}#{element}: rsvg-convert wrote no readable PNG ({exc})") from exc
+    img = run_rsvg(path, ["--export-id", element, "--zoom", f"{zoom:.4f}"], element, timeout)
     box = alpha_bbox(img)
     if box is None:
         raise RenderError(f"{path}#{element}: renders nothing")

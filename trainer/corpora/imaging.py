@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import subprocess
+from io import BytesIO
 from pathlib import Path
 
 import numpy as np
@@ -108,33 +109,39 @@ def load_photo(path: Path, min_side: int) -> Image.Image:
 
 
 def render_svg(path: Path, box: int, element: str | None = None, timeout: float = 30.0) -> Image.Image:
-    """Render an SVG (or one element of it, by id) with rsvg-convert to fit a ``box`` square.
+    """Render an SVG (or one element of it, by id) with rsvg-convert to fit a ``box`` square."""
+    size = ["--keep-aspect-ratio", "-w", str(box), "-h", str(box)]
+    return run_rsvg(path, size + (["--export-id", element] if element else []), element, timeout)
+
+
+def run_rsvg(path: Path, options: list[str], element: str | None = None, timeout: float = 30.0) -> Image.Image:
+    """rsvg-convert ``options`` on ``path``, as an RGBA image.
 
     rsvg-convert (librsvg) is the lightest offline renderer that handles the
     gradients, filters and svgz files game themes use; it runs as a
     subprocess, so a pathological file is killed by the timeout instead of
     hanging the build.
+
+    Raises:
+        RenderError: rsvg-convert is missing, timed out, failed or wrote no PNG; the
+            message names the file and ``element``.
     """
-    cmd = [RSVG, "--keep-aspect-ratio", "-w", str(box), "-h", str(box), "-f", "png"]
-    if element:
-        cmd += ["--export-id", element]
-    cmd.append(str(path))
+    label = f"{path}{'#' + element if element else ''}"
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run([RSVG, *options, "-f", "png", str(path)], capture_output=True, timeout=timeout,
+                              check=False)
     except FileNotFoundError as exc:
         raise RenderError(f"{RSVG} not found (apt-get install librsvg2-bin)") from exc
     except subprocess.TimeoutExpired as exc:
-        raise RenderError(f"{path}: rsvg-convert timed out after {timeout:.0f} s") from exc
+        raise RenderError(f"{label}: rsvg-convert timed out after {timeout:.0f} s") from exc
     if done.returncode != 0 or not done.stdout:
         message = done.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise RenderError(f"{path}{'#' + element if element else ''}: {message[-1] if message else 'no output'}")
-    from io import BytesIO
-
+        raise RenderError(f"{label}: {message[-1] if message else 'no output'}")
     try:
         with Image.open(BytesIO(done.stdout)) as img:
             return img.convert("RGBA")
     except OSError as exc:
-        raise RenderError(f"{path}: rsvg-convert wrote no readable PNG ({exc})") from exc
+        raise RenderError(f"{label}: rsvg-convert wrote no readable PNG ({exc})") from exc
 
 
 def render_text(font_path: Path, text: str, size: int, ink=(20, 20, 20), paper=(245, 245, 240)) -> Image.Image:
