@@ -1,4 +1,4 @@
-"""What a drop or a paste holds: local images, folders, raw image data, or web links.
+"""What a drop, a paste or a command line holds: local images, folders, raw image data, or web links.
 
 Web (http/https) links are refused, never downloaded: the app works offline
 and must not fetch anything on a user's behalf. Raw image data (a browser's
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,7 @@ class DropContent:
     images: list[QImage] = field(default_factory=list)
     web: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
@@ -51,25 +53,43 @@ class DropContent:
             parts.append("Web links are not downloaded (the app works offline). "
                          "Save the image first, then drop the file.")
         if self.ignored:
-            shown = ", ".join(os.path.basename(p) for p in self.ignored[:3])
-            more = f" and {len(self.ignored) - 3} more" if len(self.ignored) > 3 else ""
-            parts.append(f"Not an image: {shown}{more}.")
+            parts.append(f"Not an image: {_names(self.ignored)}.")
+        if self.missing:
+            parts.append(f"Not found: {_names(self.missing)}.")
         return " ".join(parts) or None
+
+
+def _names(paths: list[str]) -> str:
+    """The first few file names and how many more: a message stays one line however many files."""
+    shown = ", ".join(os.path.basename(p) for p in paths[:3])
+    return shown + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+
+
+def _sort_local(path: str, out: DropContent) -> None:
+    if os.path.isdir(path):
+        out.folders.append(path)
+    elif not os.path.exists(path):
+        out.missing.append(path)
+    elif Path(path).suffix.lower() in image_suffixes():
+        out.files.append(path)
+    else:
+        out.ignored.append(path)
+
+
+def read_paths(paths: Iterable[str]) -> DropContent:
+    """Sort paths named on a command line ("Open with", a second ``aladin``) as a drop of them is sorted."""
+    out = DropContent()
+    for path in paths:
+        _sort_local(path, out)
+    return out
 
 
 def read_mime(mime: QMimeData) -> DropContent:
     """Sort a drop's content; touches no file contents (safe on the GUI thread)."""
     out = DropContent()
-    suffixes = image_suffixes()
     for url in mime.urls() if mime.hasUrls() else []:
         if url.isLocalFile():
-            path = url.toLocalFile()
-            if os.path.isdir(path):
-                out.folders.append(path)
-            elif Path(path).suffix.lower() in suffixes:
-                out.files.append(path)
-            else:
-                out.ignored.append(path)
+            _sort_local(url.toLocalFile(), out)
         elif url.scheme().lower() in WEB_SCHEMES:
             out.web.append(url.toString())
         else:

@@ -15,6 +15,8 @@ from PySide6.QtCore import QByteArray, QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QGuiApplication, QIcon, QPainter, QPalette, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 
+from app import desktop_entry
+
 ICONS = Path(__file__).resolve().parent.parent / "resources" / "icons"
 SIZES = (16, 24, 32, 48)
 
@@ -86,7 +88,13 @@ def retint() -> None:
 
 
 def app_icon() -> QIcon:
-    return QIcon(str(ICONS / "app.svg"))
+    """The application icon: the hicolor set the desktop entry installs, one file per size, so
+    the title bar and the task switcher each get a size drawn for them rather than a scaled one."""
+    result = QIcon()
+    for rel in desktop_entry.icon_files():
+        if rel.suffix == ".png":
+            result.addFile(str(desktop_entry.ICON_THEME / rel))
+    return result
 
 
 def clear() -> None:

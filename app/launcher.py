@@ -14,19 +14,38 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+# The hidden command that runs the trainer (see :func:`run_trainer`); the app's teach pipeline names it too.
+TRAINER_COMMAND = "trainer"
+
 
 def start_gui(args: argparse.Namespace) -> int:
-    """``aladin gui [--library DIR]`` and ``aladin`` with no command."""
+    """``aladin gui [--library DIR] [IMAGE...]``, ``aladin IMAGE...`` and ``aladin`` with no command."""
     from app import main as gui
 
     library = getattr(args, "library", None)
-    return gui.main(["--library", str(library)] if library else [])
+    images = getattr(args, "images", [])
+    return gui.main((["--library", str(library)] if library else []) + (["--", *images] if images else []))
+
+
+def run_trainer(argv: Sequence[str]) -> int:
+    """``aladin trainer COMMAND ...``, a hidden pass-through to ``python -m trainer COMMAND ...``.
+
+    The app fine-tunes in a child process (see :mod:`app.teach.pipeline`); a PyInstaller
+    bundle has no ``python -m``, so it runs its own executable with this command instead.
+    """
+    from trainer.cli import main as trainer_main
+
+    return trainer_main(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == [TRAINER_COMMAND]:
+        return run_trainer(argv[1:])
+    from app import desktop_entry
     from core import cli
 
-    return cli.main(argv, gui=start_gui)
+    return cli.main(argv, gui=start_gui, extra_commands=(desktop_entry.register,))
 
 
 if __name__ == "__main__":

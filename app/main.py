@@ -1,15 +1,20 @@
-"""Entry point: ``aladin gui``, ``aladin`` with no command, and ``python -m app``."""
+"""Entry point: ``aladin gui``, ``aladin [IMAGE...]`` and ``python -m app``.
+
+A launch while the app already runs on the same library opens no second window: it
+hands its images to the running one (:mod:`app.single_instance`) and exits, before
+anything of the GUI is built.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from core.logs import setup_logging
-
-log = logging.getLogger(__name__)
+from core.paths import library_dir
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -17,6 +22,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--library", default=None, metavar="FOLDER",
                         help="library folder (default: $ALADIN_LIBRARY or the per-user data folder)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages on stderr")
+    parser.add_argument("images", nargs="*", metavar="IMAGE", help="images to put on the moodboard")
     return parser.parse_args(list(argv))
 
 
@@ -24,19 +30,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if not logging.getLogger().handlers:
         setup_logging(args.verbose)
+    from app.single_instance import InstanceServer, send, server_name
+
+    images = [os.path.abspath(p) for p in args.images]
+    name = server_name(args.library or library_dir())
+    if send(name, images):
+        done = f"handed it {len(images)} file(s)" if images else "showed its window"
+        print(f"aladin: the app already runs on this library; {done}", file=sys.stderr)
+        return 0
+
     from PySide6.QtWidgets import QApplication
 
+    from app.desktop_entry import APP_ID
     from app.icons import app_icon
     from app.mainwindow import MainWindow
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("ALADIN Style Browser")
-    app.setOrganizationName("aladin")
-    app.setDesktopFileName("aladin")
+    # The name is the X11 window class the desktop entry's StartupWMClass names, and the
+    # desktop file name is Wayland's app id: both let the desktop match windows to the entry.
+    app.setApplicationName(APP_ID)
+    app.setApplicationDisplayName("ALADIN Style Browser")
+    app.setOrganizationName(APP_ID)
+    app.setDesktopFileName(APP_ID)
     app.setWindowIcon(app_icon())
     window = MainWindow(library_dir=args.library)
+    server = InstanceServer(name, window)
+    server.received.connect(window.open_files)
+    server.listen()
     window.show()
-    return app.exec()
+    if images:
+        window.open_files(images)
+    code = app.exec()
+    server.close()  # its socket file goes now, not whenever the window happens to be collected
+    return code
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import pytest
 
 import app.main
 from app.launcher import main
+from conftest import make_image
 from core.cli import main as core_main
 from core.cli.runner import run_command
 from core.errors import LibraryBusyError
@@ -19,6 +20,36 @@ def test_gui_command_passes_the_library_folder(monkeypatch, tmp_path):
     assert main(["gui", "--library", str(tmp_path)]) == 0
     assert main([]) == 0
     assert seen == [["--library", str(tmp_path)], []]
+
+
+def test_paths_without_a_command_open_the_app_with_them(tmp_path, monkeypatch):
+    """``aladin IMAGE...`` is what a file manager's "Open with" runs (the entry's ``Exec=aladin %F``)."""
+    seen = []
+    monkeypatch.setattr(app.main, "main", lambda argv: seen.append(argv) or 0)
+    a = make_image(tmp_path / "a.png")
+    make_image(tmp_path / "b.png")
+    monkeypatch.chdir(tmp_path)
+    assert main([str(a), "b.png"]) == 0
+    assert main(["-v", str(tmp_path / "gone.png")]) == 0  # absolute: a file manager's, even if deleted since
+    assert main(["gui", "--library", str(tmp_path / "lib"), str(a)]) == 0
+    assert seen == [["--", str(a), "b.png"], ["--", str(tmp_path / "gone.png")],
+                    ["--library", str(tmp_path / "lib"), "--", str(a)]]
+    (tmp_path / "index").mkdir()  # a command's name stays the command, whatever lies in the folder
+    with pytest.raises(SystemExit):
+        main(["index", "--batch-size", "x"])
+    with pytest.raises(SystemExit):
+        main(["indx"])  # a typo is an unknown command, not a missing image
+    assert len(seen) == 3
+
+
+def test_the_layer_above_adds_commands_without_the_engine_knowing_them(capsys):
+    def register(sub):
+        sub.add_parser("hello").set_defaults(func=lambda args: print("hello from above") or 0)
+
+    assert core_main(["hello"], extra_commands=(register,)) == 0
+    assert capsys.readouterr().out == "hello from above\n"
+    with pytest.raises(SystemExit):
+        core_main(["hello"])
 
 
 def test_the_engine_command_line_has_no_gui_of_its_own(capsys):

@@ -12,19 +12,22 @@ It only presents, and is made of parts (the shape of Picard's ``ui/mainwindow``)
 - :mod:`.desktop`: opening, revealing and copying files.
 
 This class composes them, wires their signals, picks the page to show, and
-takes drops and pastes. Every action is a call on :class:`app.engine.Engine`
-(which runs ``core`` in worker threads) or on a model; results come back as
-signals, so the GUI thread never waits on the disk, the model or the index.
+takes drops, pastes and files named on the command line. Every action is a call
+on :class:`app.engine.Engine` (which runs ``core`` in worker threads) or on a model;
+results come back as signals, so the GUI thread never waits on the disk, the model
+or the index.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import QMimeData
+from collections.abc import Sequence
+
+from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
 from PySide6.QtWidgets import QMainWindow
 
 from app import icons
-from app.dropping import DropContent, read_mime, save_pasted
+from app.dropping import DropContent, read_mime, read_paths, save_pasted
 from app.engine import Engine
 from app.mainwindow.actions import create_actions
 from app.mainwindow.desktop import Desktop
@@ -277,7 +280,21 @@ class MainWindow(QMainWindow):
 
     def accept_mime(self, mime: QMimeData) -> DropContent:
         """Folders are added to the library; images join the moodboard; web links are refused."""
-        content = read_mime(mime)
+        return self._accept(read_mime(mime))
+
+    def open_files(self, paths: Sequence[str]) -> DropContent:
+        """Files named by ``aladin IMAGE...``: a file manager's "Open with", or a later launch.
+
+        The window comes to the front (a later launch handed them over instead of opening
+        a second window) and takes them as if they were dropped on it.
+        """
+        self.setWindowState(self.windowState() & ~Qt.WindowState.WindowMinimized)
+        self.show()
+        self.raise_()
+        self.activateWindow()
+        return self._accept(read_paths(paths))
+
+    def _accept(self, content: DropContent) -> DropContent:
         message = content.message()
         if message:
             self.ui.banner.show_message(message, "warning" if content.empty else "info")
