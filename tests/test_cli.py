@@ -97,11 +97,13 @@ def test_runner_maps_interrupts_and_keeps_bugs_loud(capsys):
         run_command("tool", bug)
 
 
-def test_the_console_script_is_light_to_import():
-    """Spawned decoder and indexing processes re-import the console script: it must not pull in torch."""
+def test_the_console_script_and_its_parser_are_light_to_import():
+    """Spawned decoder and indexing processes re-import the console script, and `aladin IMAGE` hands its
+    images to a running window after parsing: neither may pull in torch or SQLAlchemy (seconds each)."""
     import subprocess
     import sys
 
-    code = "import sys, app.launcher; print(sorted(m for m in ('torch', 'sqlalchemy', 'PySide6') if m in sys.modules))"
+    code = ("import sys, app.launcher, core.cli; core.cli.build_parser(gui=print); "
+            "print(sorted(m for m in ('torch', 'sqlalchemy', 'PySide6') if m in sys.modules))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and run.stdout.strip() == "[]", run.stdout + run.stderr

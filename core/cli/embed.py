@@ -13,14 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-from tqdm import tqdm
-
 from core.cli.options import add_model_options, check_batch_options
-from core.embedder import Embedder
 from core.errors import AladinError
-from core.files import atomic_write
-from core.modelfile import load_model
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,6 +66,14 @@ def _make_out_folder(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here, not above: the parser must not load torch (see core.cli.library).
+    import numpy as np
+    from tqdm import tqdm
+
+    from core.embedder import Embedder
+    from core.files import atomic_write
+    from core.modelfile import load_model
+
     check_batch_options(args)
     paths = read_paths(args.paths_from)
     _make_out_folder(args.out)
