@@ -191,8 +191,14 @@ def fold_train_args(args: argparse.Namespace, folder: Path, source: str, val_sou
 
 
 def _measure(args: argparse.Namespace, source: str, model: str, untrained: str, input_size: int) -> dict:
-    """P@k, mAP and content trap on ``source`` alone for the model and both baselines."""
-    common = ["--data", str(args.data), "--sources", source, "--device", args.device]
+    """P@k, mAP and content trap on ``source`` alone for the model and both baselines.
+
+    Every image of ``source`` is scored. A fold's model never trained on it; an existing ``--model`` may
+    have (its figures are then in-domain, and eval's overlap check warns instead of refusing).
+    """
+    common = ["--data", str(args.data), "--sources", source, "--device", args.device, "--split", "all"]
+    if args.model is not None:
+        common.append("--allow-overlap")
     for flag, value in (("--consensus", args.consensus), ("--workers", args.workers)):
         if value is not None:
             common += [flag, str(value)]

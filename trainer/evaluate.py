@@ -9,6 +9,13 @@ its content trap, and their unweighted mean (``source_mean``), so a large easy
 source cannot hide a hard one. ``--sources`` makes some sources the whole
 gallery: the out-of-domain test of a run that held them out of training
 (``train --test-sources``), and one fold of ``trainer crossval``.
+
+Which split: a trained model records the split its run held out and its training projects
+(:mod:`trainer.provenance`). By default (``--split auto``) eval scores the part that run held out for
+testing (else for validation), planned as the run planned it; a model that records nothing is scored on
+the whole manifest. Whatever the split, an evaluated project that the model (or the model it was
+fine-tuned from) trained on is refused, or with ``--allow-overlap`` reported as in-domain. The report and
+the printed line say which split was scored and how it was chosen.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,12 +34,14 @@ import numpy as np
 from core.colour import colour_histogram, hellinger
 from core.decode import iter_decoded
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, ModelInfo, PostProcess, load_model
+from core.modelfile import LoadedModel, PostProcess, load_model
+from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
 from trainer.manifest import Sample, at_consensus, read_manifest
 from trainer.metrics import by_source, content_trap, mean_over, score_queries, summarise
-from trainer.splits import of_sources, source_names, split_by_group
+from trainer.provenance import NOTE, TrainingSet
+from trainer.splits import HeldOut, of_sources, plan_by_project, source_names
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +102,9 @@ def load_subject(spec: str | None) -> LoadedModel:
         return load_model(spec)
     state = load_checkpoint(Path(spec))
     net = net_from_checkpoint(state)
-    cfg = state["config"]
-    info = ModelInfo(name=Path(spec).stem, config=net.config,
-                     embedding=cfg.get("embedding", "style"), trained=True,
-                     training_data=state.get("data_card", ""), notes={"step": state["step"]})
+    info = SearchVector.from_config(state["config"]).model_info(
+        Path(spec).stem, net.config, trained=True, training_data=state.get("data_card", ""),
+        notes={"step": state["step"], NOTE: state.get(NOTE)})
     return LoadedModel(net=net, info=info, post=None, source=str(spec), checksum=f"checkpoint:{state['step']}")
 
 
@@ -115,15 +124,26 @@ def describe(embedder: Embedder) -> dict:
             "vector": embedder.which, "input_size": embedder.size, "colour_weight": embedder.colour_weight}
 
 
-def add_data_arguments(p: argparse.ArgumentParser, split: str = "all", test: float = 0.0) -> None:
-    """Which images a command looks at; shared so eval and gallery read a split the same way."""
+def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
+    """Which images a command looks at; shared so eval and gallery read a split the same way.
+
+    ``test`` is the test fraction of a split planned here (no model record, or --val/--test/--split-seed
+    given); with it above 0, ``--split auto`` means that test split when nothing is recorded.
+    """
+    fallback = "that split's test part" if test else "the whole manifest"
     p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
     p.add_argument("--consensus", type=int, default=None, metavar="N", help="BAM-FG-C_N level to evaluate")
-    p.add_argument("--split", choices=("all", "train", "val", "test"), default=split,
-                   help=f"use one split of the manifest (same --val/--test/--split-seed as training; default {split})")
-    p.add_argument("--val", type=float, default=0.1, help="validation fraction of groups (with --split)")
-    p.add_argument("--test", type=float, default=test, help=f"test fraction of groups (with --split; default {test})")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split", choices=("auto", "all", "train", "val", "test"), default="auto",
+                   help="auto (default): the part the model's run held out for testing (else validation), "
+                        f"as it recorded; for a model that records no split, {fallback}")
+    p.add_argument("--val", type=float, default=None,
+                   help="plan the split here instead of the model's: validation fraction of projects (default 0.1)")
+    p.add_argument("--test", type=float, default=None,
+                   help=f"plan the split here: test fraction of projects (default {test})")
+    p.add_argument("--split-seed", type=int, default=None, help="plan the split here: its seed (default 0)")
+    p.add_argument("--allow-overlap", action="store_true",
+                   help="score projects the model trained on (in-domain figures) with a warning instead of refusing")
+    p.set_defaults(fallback_test=test)
     p.add_argument("--sources", type=source_names, default=None, metavar="A,B",
                    help="only these sources' images (after --split), as the whole gallery: the out-of-domain "
                         "test of a run that held them out (train --test-sources)")
@@ -164,6 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     report = evaluate(args)
+    print(f"split: {report['split']['how']}")
     m, trap = report["metrics"], report["content_trap"]
     trapped = (f"content trap {trap['share']:.4f} of {trap['measurable']} queries" if trap["measurable"]
                else "content trap n/a (no query shares its content with another group)")
@@ -180,15 +201,99 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def select_samples(args: argparse.Namespace) -> list[Sample]:
-    """The manifest rows of the chosen consensus level, split and sources."""
-    samples = at_consensus(read_manifest(args.data), args.consensus)
-    samples = split_by_group(samples, args.val, args.test, args.split_seed).of(args.split)
+@dataclass
+class Subjects:
+    """The models a command embeds with (none for a baseline), loaded once."""
+
+    model: LoadedModel | None
+    fused: LoadedModel | None
+
+    def __iter__(self) -> Iterator[LoadedModel]:
+        return iter([m for m in (self.model, self.fused) if m is not None])
+
+
+def load_subjects(args: argparse.Namespace) -> Subjects:
+    fused = load_subject(args.fuse_with) if args.fuse_with is not None else None
+    return Subjects(load_subject(args.model) if args.baseline is None else None, fused)
+
+
+@dataclass
+class Selection:
+    """The evaluated rows, which split they are, and what was checked against the models' training sets."""
+
+    samples: list[Sample]
+    split: str
+    how: str
+    overlap: dict
+
+
+def _split_plan(args: argparse.Namespace, everything: list[Sample], subjects: Subjects) -> tuple[HeldOut | None, str]:
+    """The plan to split by and whose it is: a model's recorded plan, else one planned here (or none)."""
+    named = (args.val, args.test, args.split_seed)
+    if named == (None, None, None):
+        for model in subjects:
+            recorded = TrainingSet.from_notes(model.info.notes)
+            if recorded is not None and recorded.held_out is not None:
+                return recorded.held_out, f"held out by the run of {model.info.name}"
+        if args.split == "all" or (args.split == "auto" and not args.fallback_test):
+            return None, ""
+    val, test, seed = (d if v is None else v for v, d in zip(named, (0.1, args.fallback_test, 0)))
+    return plan_by_project(everything, val, test, seed), "planned on this manifest"
+
+
+def _check_overlap(samples: list[Sample], subjects: Subjects, allow: bool) -> dict:
+    """Refuse (or with ``allow`` warn about) evaluated projects a model trained on; say what was checked.
+
+    Raises:
+        DataError: some evaluated project is in a model's training set and ``allow`` is false.
+    """
+    out: dict = {"checked": [], "unchecked": [], "projects": 0, "allowed": allow}
+    for model in subjects:
+        recorded = TrainingSet.from_notes(model.info.notes)
+        if recorded is None:
+            if model.info.trained:
+                out["unchecked"].append(model.info.name)
+            continue
+        out["checked"].append(model.info.name)
+        if recorded.unrecorded:
+            out["unchecked"].append(f"{recorded.unrecorded} (the base {model.info.name} was fine-tuned from)")
+        shared = recorded.overlap(samples)
+        if not shared:
+            continue
+        out["projects"] = max(out["projects"], len(shared))
+        total = len({s.project_key for s in samples})
+        message = (f"{len(shared)} of the {total} evaluated projects are in the training set of "
+                   f"{model.info.name} (e.g. {', '.join(shared[:3])}), so its figures would be in-domain")
+        if not allow:
+            raise DataError(message + "; evaluate a held-out split (--split auto) or pass --allow-overlap")
+        log.warning(message)
+        print(f"trainer: WARNING: {message} (--allow-overlap)", file=sys.stderr)
+    return out
+
+
+def select_samples(args: argparse.Namespace, subjects: Subjects) -> Selection:
+    """The manifest rows of the chosen consensus level, split and sources, checked against training.
+
+    Raises:
+        DataError: an empty selection, or one that overlaps a model's training set (see ``--allow-overlap``).
+    """
+    everything = read_manifest(args.data)
+    samples = at_consensus(everything, args.consensus)
+    plan, whose = _split_plan(args, everything, subjects)
+    split = args.split
+    if split == "auto":
+        split = "all" if plan is None else "test" if plan.test else "val"
+    if split == "all":
+        how = "all: every row of the manifest" + (" (no model records a split)" if args.split == "auto" else "")
+    else:
+        samples = plan.apply(samples).of(split)
+        how = f"{split}: {whose}, {plan.how}"
     if args.sources:
         samples = of_sources(samples, args.sources)
+        how += f"; sources {', '.join(args.sources)}"
     if not samples:
-        raise DataError(f"the {args.split} split is empty" + (" for these sources" if args.sources else ""))
-    return samples
+        raise DataError(f"the {split} split is empty" + (" for these sources" if args.sources else ""))
+    return Selection(samples, split, how, _check_overlap(samples, subjects, args.allow_overlap))
 
 
 @dataclass
@@ -203,7 +308,7 @@ class Embedded:
     details: dict = field(default_factory=dict)
 
 
-def embed_subject(args: argparse.Namespace, samples: list[Sample]) -> Embedded:
+def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Subjects) -> Embedded:
     """Search vectors of the model, fused pair or baseline that ``args`` names, as the app would make them.
 
     Raises:
@@ -215,8 +320,8 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample]) -> Embedded:
         raise DataError("--colour-weight must be in [0, 1)")
     paths = [s.path for s in samples]
     embedder = None
-    if args.baseline is None:
-        model = load_subject(args.model)
+    if subjects.model is not None:
+        model = subjects.model
         if args.colour_weight is not None:
             model = replace(model, info=replace(model.info, colour_weight=args.colour_weight))
         if args.input_size is not None:
@@ -241,7 +346,7 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample]) -> Embedded:
     if args.fuse_with is not None:
         if not 0 < args.fuse_weight < 1:
             raise DataError("--fuse-weight must be between 0 and 1")
-        other = Embedder(load_subject(args.fuse_with), device=args.device)
+        other = Embedder(subjects.fused, device=args.device)
         # Same decode path and files, so the same images fail and rows line up.
         raw2, kept2, _ = embed_manifest(paths, other.size, other, args.workers)
         if kept2 != kept:
@@ -255,15 +360,22 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample]) -> Embedded:
                     standardisation=standardisation, details=details)
 
 
+def select_and_embed(args: argparse.Namespace) -> tuple[Selection, Embedded]:
+    """Load the subjects, select (and check) the rows, embed them: what eval and gallery share."""
+    subjects = load_subjects(args)
+    selection = select_samples(args, subjects)
+    return selection, embed_subject(args, selection.samples, subjects)
+
+
 def evaluate(args: argparse.Namespace) -> dict:
-    samples = select_samples(args)
     started = time.time()
-    embedded = embed_subject(args, samples)
+    selection, embedded = select_and_embed(args)
     labels = np.array([s.group for s in embedded.samples])
-    report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": args.split,
+    report: dict = {"data": {"manifest": str(args.data), "consensus": args.consensus, "split": selection.split,
                              "sources": args.sources,
                              "images": len(embedded.samples), "groups": int(len(set(labels))),
                              "unreadable": len(embedded.unreadable)},
+                    "split": {"name": selection.split, "how": selection.how, "overlap": selection.overlap},
                     "subject": embedded.subject, "standardisation": embedded.standardisation, **embedded.details}
     results = score_queries(embedded.vectors, labels)
     report["metrics"] = summarise(results)

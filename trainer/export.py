@@ -1,10 +1,14 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
-The model file carries the weights, which vector to index (f or h(f)), the
-training data card id, and per-dimension standardisation fitted on the
-training split's raw style codes: the team measured that standardisation lifts
-retrieval a lot, and fitting it on training data (not on a user's library)
-keeps the shipped model's behaviour fixed.
+The model file carries the weights, the search vector (f or h(f), the colour weight and bins, and
+per-dimension standardisation of style codes), the training data card id, and the run's training-set
+record (:mod:`trainer.provenance`: its held-out split and hashed training projects, which ``eval`` checks).
+
+The search vector is the run's (:class:`trainer.base.SearchVector`), and a fine-tune's run keeps its base
+model's: exporting a fine-tune of the bundled model gives h(f) fused with colour at 0.2 again, not plain
+f. ``--embedding``, ``--colour-weight`` and ``--no-standardise`` override it. Standardisation is fitted on
+the training split's raw style codes: the team measured that it lifts retrieval a lot, and fitting it on
+training data (not on a user's library) keeps the shipped model's behaviour fixed.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, ModelInfo, PostProcess, save_model
+from core.modelfile import LoadedModel, PostProcess, save_model
 from core.model import Aladin
+from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.data import decode_for_eval
 from trainer.errors import CheckpointError, DataError
 from trainer.evaluate import raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
-from trainer.splits import split_by_group
+from trainer.provenance import NOTE, TrainingSet
+from trainer.splits import plan_by_project
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,11 +37,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", type=Path, metavar="OUT.safetensors")
     p.add_argument("--name", default=None, help="model name shown in the app (default: OUT's stem)")
     p.add_argument("--embedding", choices=("style", "projection"), default=None,
-                   help="vector the app indexes (default: the run's --embedding)")
-    p.add_argument("--colour-weight", type=float, default=0.0, metavar="W",
-                   help="fuse the HSV colour histogram into the search vector with weight W in [0, 1)")
-    p.add_argument("--no-standardise", dest="standardise", action="store_false",
-                   help="do not fit per-dimension standardisation of style codes")
+                   help="vector the app indexes (default: the run's; a fine-tune's is its base model's)")
+    p.add_argument("--colour-weight", type=float, default=None, metavar="W",
+                   help="fuse the HSV colour histogram into the search vector with weight W in [0, 1) "
+                        "(default: the run's; a fine-tune's is its base model's, 0.2 for the bundled model)")
+    p.add_argument("--no-standardise", dest="standardise", action="store_const", const=False, default=None,
+                   help="do not fit per-dimension standardisation of style codes (default: fit, unless the run's "
+                        "vector is an unstandardised style code)")
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
                    help="fit standardisation on these images (default: the run's training split)")
     p.add_argument("--fit-max", type=int, default=5000, help="at most this many images for the fit")
@@ -44,21 +52,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def training_paths(config: dict, fit_on: Path | None) -> list[str]:
+def training_paths(state: dict, fit_on: Path | None) -> list[str]:
+    """The images standardisation is fitted on: ``fit_on``'s, else the run's training split.
+
+    The split is the one the run recorded; a checkpoint from before that record is split again from
+    its settings, as it was then.
+    """
     if fit_on is not None:
         return [s.path for s in read_manifest(fit_on)]
+    config = state["config"]
     data = Path(config["data"])
     if not data.exists():
         raise DataError(f"the run's training data {data} is not available to fit standardisation; "
                         "pass --fit-on MANIFEST or --no-standardise")
-    samples = at_consensus(read_manifest(data), config.get("consensus"))
-    return [s.path for s in split_by_group(samples, config["val"], config["test"], config["split_seed"]).train]
+    everything = read_manifest(data)
+    record = state.get(NOTE)
+    held_out = TrainingSet.from_record(record).held_out if record else None
+    if held_out is None:
+        held_out = plan_by_project(everything, config["val"], config["test"], config["split_seed"])
+    return [s.path for s in held_out.apply(at_consensus(everything, config.get("consensus"))).train]
 
 
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
-           standardise: bool = True, fit_on: Path | None = None, fit_max: int = 5000,
-           device: str = "auto", workers: int | None = None, colour_weight: float = 0.0) -> Path:
-    if not 0 <= colour_weight < 1:
+           standardise: bool | None = None, fit_on: Path | None = None, fit_max: int = 5000,
+           device: str = "auto", workers: int | None = None, colour_weight: float | None = None) -> Path:
+    """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector."""
+    if colour_weight is not None and not 0 <= colour_weight < 1:
         raise DataError("--colour-weight must be in [0, 1)")
     state = load_checkpoint(checkpoint)
     config = state["config"]
@@ -66,27 +85,28 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     if not isinstance(net, Aladin):
         raise CheckpointError(f"{checkpoint}: a ResNet baseline is not an app model; evaluate it with "
                               "eval --model CKPT or fuse it with eval --fuse-with CKPT")
-    info = ModelInfo(name=name or out.stem, config=net.config,
-                     embedding=embedding or config.get("embedding", "style"), trained=True,
-                     training_data=state.get("data_card", ""),
-                     notes={"checkpoint": str(checkpoint), "step": state["step"],
-                            "best_val": state.get("best"), "tau": config.get("tau"),
-                            "lambda_rec": config.get("lambda_rec"), "lr": config.get("lr"),
-                            "groups_per_batch": config.get("groups_per_batch")},
-                     # A decoder the run never trained (lambda 0) is random weights: not worth shipping.
-                     search_only=not config.get("lambda_rec"))
+    search = SearchVector.from_config(config).overridden(embedding, colour_weight, standardise)
+    notes = {"checkpoint": str(checkpoint), "step": state["step"], "best_val": state.get("best"),
+             **{k: config.get(k) for k in ("tau", "lambda_rec", "lambda_con", "loss_on", "augment", "lr",
+                                           "groups_per_batch")}}
+    if config.get("finetune"):
+        notes["finetuned_from"] = config.get("source")
+    if state.get(NOTE):
+        notes[NOTE] = state[NOTE]
+    # A decoder the run never trained (lambda 0) is random weights: not worth shipping.
+    info = search.model_info(name or out.stem, net.config, trained=True, training_data=state.get("data_card", ""),
+                             notes=notes, search_only=not config.get("lambda_rec"))
     post = None
-    if standardise and info.embedding == "style":
-        paths = training_paths(config, fit_on)
+    if search.standardise and search.embedding == "style":
+        paths = training_paths(state, fit_on)
         if len(paths) > fit_max:
             paths = [paths[i] for i in np.linspace(0, len(paths) - 1, fit_max).round().astype(int)]
         pixels, _, errors = decode_for_eval(paths, net.config.input_size, workers=workers)
         embedder = Embedder(LoadedModel(net, info, None, str(checkpoint), ""), device=device, which="style")
-        post = PostProcess.fit(raw_in_batches(embedder, pixels))
+        post = PostProcess.fit(raw_in_batches(embedder, pixels)[:, :embedder.net_dim])
         info.notes["standardisation"] = f"fitted on {len(pixels)} training images ({len(errors)} unreadable)"
     else:
         info.notes["standardisation"] = "none"
-    info.colour_weight = colour_weight
     return save_model(out, net.cpu(), info, post)
 
 

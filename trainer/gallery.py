@@ -21,7 +21,7 @@ from core.errors import ImageError
 from core.files import atomic_write
 from core.images import fit_square, open_image
 from trainer.errors import DataError
-from trainer.evaluate import Embedded, add_data_arguments, add_subject_arguments, embed_subject, select_samples
+from trainer.evaluate import Embedded, add_data_arguments, add_subject_arguments, select_and_embed
 from trainer.manifest import Sample
 from trainer.metrics import rank_others
 
@@ -146,18 +146,18 @@ def make_gallery(args: argparse.Namespace) -> tuple[Image.Image, list[Row], Embe
     """
     if args.queries < 1 or args.top < 1 or args.tile < 16:
         raise DataError("--queries and --top must be at least 1 and --tile at least 16")
-    embedded = embed_subject(args, select_samples(args))
+    selection, embedded = select_and_embed(args)
     queries = pick_queries(embedded.samples, args.queries, np.random.default_rng(args.seed))
     if not queries:
-        raise DataError(f"no group in the {args.split} split has two readable images to query with")
+        raise DataError(f"no group in the {selection.split} split has two readable images to query with")
     rows = retrieve(embedded, queries, args.top)
-    title = f"{embedded.subject}; {args.split} split of {args.data.name}, {len(embedded.samples)} images"
+    title = f"{embedded.subject}; {selection.split} split of {args.data.name}, {len(embedded.samples)} images"
     return render(embedded, rows, args.tile, title), rows, embedded
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("gallery", help="PNG of queries and their top results, framed green (same group) or red")
-    add_data_arguments(p, split="test", test=0.1)
+    add_data_arguments(p, test=0.1)
     add_subject_arguments(p)
     p.add_argument("--queries", type=int, default=6, help="rows: queries from distinct groups (default 6)")
     p.add_argument("--top", type=int, default=6, help="results per query (default 6)")

@@ -5,6 +5,19 @@ Both paper terms are means over the batch rather than the paper's sums: the
 ratio between them (and so the meaning of lambda = 1e-2) is unchanged, and the
 learning rate does not have to follow the batch size.
 
+Scale of the reconstruction term: eq. 3's |f(b) - b| is read as the mean
+absolute error per pixel and channel, on the network's normalised input
+((x / 255 - mean) / std with ImageNet statistics, so one unit is about 0.23 of
+the full 0-1 intensity range). A sum over the 256 x 256 x 3 values instead
+would multiply the term by 196,608, and at lambda = 1e-2 reconstruction would
+outweigh the contrastive term by orders of magnitude; the paper's retrieval
+figures need the contrastive term to lead, so the mean is the reading that fits.
+
+Temperature: the paper gives no value for tau, only "as in SimCLR". 0.1 is
+the temperature SimCLR's ablation favoured for L2-normalised embeddings and the
+one supervised contrastive learning (Khosla et al. 2020) uses; every model here,
+the bundled one included, was trained with it.
+
 The self-supervised term (:func:`view_loss`, weighted by ``--ssl-weight``) adds
 the positives that style-retrieval work such as CSD (Somepalli et al. 2024)
 pairs with its label loss: two views of one picture, cropped and scaled
@@ -76,5 +89,5 @@ def _masked_contrastive(z: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, t
 
 
 def reconstruction_error(reconstruction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Eq. 3 per image: mean absolute error over pixels and channels, shape (B,)."""
+    """Eq. 3 per image: mean absolute error over pixels and channels of the normalised input, shape (B,)."""
     return (at_least_float32(reconstruction) - at_least_float32(target)).abs().flatten(1).mean(1)

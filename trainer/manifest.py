@@ -4,10 +4,12 @@ Two sources give the same list of :class:`Sample` records:
 
 * a CSV with a ``path,group`` header and optional columns ``consensus`` (the
   BAM-FG-C_N level, 1-5), ``source`` (where an image came from, for per-source
-  figures) and ``content`` (the id of the picture a procedurally stylised image
-  was drawn from, so evaluation can tell a style match from a content match);
-  relative paths are relative to the CSV's folder, so a data set can be moved
-  as a whole;
+  figures), ``content`` (the id of the picture a procedurally stylised image
+  was drawn from, so evaluation can tell a style match from a content match)
+  and ``project`` (the BAM-FG / Behance project a cleaned sub-group was cut
+  from: the unit train/validation/test splits are made of, see
+  :mod:`trainer.splits`); relative paths are relative to the CSV's folder, so a
+  data set can be moved as a whole;
 * a folder with one sub-folder per group (an artist's own library), every
   image below a sub-folder belonging to that group.
 
@@ -29,7 +31,7 @@ from trainer.errors import DataError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
 REQUIRED = ("path", "group")
-OPTIONAL_TEXT = ("source", "content")
+OPTIONAL_TEXT = ("source", "content", "project")
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,12 @@ class Sample:
     consensus: int | None = None
     source: str = ""
     content: str = ""
+    project: str = ""
+
+    @property
+    def project_key(self) -> str:
+        """The unit splits keep together: the project column, else the group (its own project)."""
+        return self.project or self.group
 
 
 def read_manifest(source: str | Path) -> list[Sample]:
@@ -57,8 +65,8 @@ def read_manifest(source: str | Path) -> list[Sample]:
             reader = csv.DictReader(fh)
             missing = [c for c in REQUIRED if c not in (reader.fieldnames or ())]
             if missing:
-                raise DataError(f"{source}: manifest header lacks {', '.join(missing)} "
-                                f"(found {reader.fieldnames}); expected path,group[,consensus][,source][,content]")
+                raise DataError(f"{source}: manifest header lacks {', '.join(missing)} (found {reader.fieldnames}); "
+                                "expected path,group[,consensus][,source][,content][,project]")
             has_consensus = "consensus" in reader.fieldnames
             samples = []
             for line, row in enumerate(reader, start=2):
@@ -94,7 +102,8 @@ def read_folder(root: Path) -> list[Sample]:
 
 
 def write_manifest(path: str | Path, samples: list[Sample], relative: bool = True) -> Path:
-    """Write ``path,group[,consensus][,source][,content]`` atomically; paths relative to the CSV when possible.
+    """Write ``path,group[,consensus][,source][,content][,project]`` atomically, paths relative to the CSV
+    when possible.
 
     An optional column is written only when some sample has a value for it, so
     a plain ``path,group`` manifest stays plain.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from trainer.bamfg import import_bamfg
 from trainer.manifest import at_consensus, read_manifest, write_manifest
-from trainer.splits import SPLITS, split_by_group
+from trainer.splits import SPLITS, plan_by_project
 from trainer.synthetic import write_style_set
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, type=Path, metavar="MANIFEST.csv")
     p.set_defaults(func=run_import)
 
-    p = sub.add_parser("split", help="write train/val/test manifests split by group")
+    p = sub.add_parser("split", help="write train/val/test manifests split by project (else group)")
     p.add_argument("--data", required=True, type=Path, metavar="MANIFEST|FOLDER")
     p.add_argument("--consensus", type=int, default=None)
     p.add_argument("--val", type=float, default=0.1)
@@ -46,14 +46,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_import(args: argparse.Namespace) -> int:
     r = import_bamfg(args.images, args.out, args.raw, args.cleaned, args.consensus, args.max_missing)
     levels = f", consensus levels {r.levels}" if r.levels else ""
-    print(f"wrote {r.manifest}: {r.rows - r.missing} rows, {r.images} images, {r.groups} groups{levels}; "
+    print(f"wrote {r.manifest}: {r.rows - r.missing} rows, {r.images} images, {r.groups} groups in "
+          f"{r.projects} projects{levels}; "
           f"{r.missing} listed images missing")
     return 0
 
 
 def run_split(args: argparse.Namespace) -> int:
-    samples = at_consensus(read_manifest(args.data), args.consensus)
-    split = split_by_group(samples, args.val, args.test, args.split_seed)
+    everything = read_manifest(args.data)
+    plan = plan_by_project(everything, args.val, args.test, args.split_seed)
+    split = plan.apply(at_consensus(everything, args.consensus))
     for name in SPLITS:
         part = split.of(name)
         if part:

@@ -29,10 +29,14 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from torch import nn
 
 from core.model import Aladin
 from trainer.losses import at_least_float32, contrastive_loss, reconstruction_error, view_loss
+
+
+LOSS_ON = ("projection", "style")
 
 
 class TrainModule(nn.Module):
@@ -40,23 +44,36 @@ class TrainModule(nn.Module):
 
     Returning tensors (not a dataclass) keeps DDP's output handling simple; the
     per-image error is computed here so the decoder output never leaves the chunk.
+    The vector the contrastive terms see is h(f) (``loss_on`` "projection", the
+    paper's choice) or the L2-normalised style code f itself ("style", the
+    ablation of sec. 5.5 / Table 2's MLP column), which leaves the head untrained.
     """
 
-    def __init__(self, net: Aladin) -> None:
+    def __init__(self, net: Aladin, loss_on: str = "projection") -> None:
         super().__init__()
+        if loss_on not in LOSS_ON:
+            raise ValueError(f"loss_on must be one of {LOSS_ON}, got {loss_on!r}")
         self.net = net
+        self.loss_on = loss_on
 
     def forward(self, x: torch.Tensor, reconstruct: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self.net(x, reconstruct=reconstruct)
         error = reconstruction_error(out.reconstruction, x) if reconstruct else None
-        return out.projection, error
+        z = out.projection if self.loss_on == "projection" else F.normalize(out.style, dim=1)
+        return z, error
 
 
 @dataclass
 class Objective:
+    """Weights of the terms: ``lambda_con`` * eq. 2 + ``lambda_rec`` * eq. 3 + ``ssl_weight`` * views.
+
+    ``lambda_con`` 0 with reconstruction is ALADIN-Unsup (sec. 5.3): reconstruction alone.
+    """
+
     tau: float
     lambda_rec: float
     ssl_weight: float = 0.0
+    lambda_con: float = 1.0
 
     @property
     def reconstruct(self) -> bool:
@@ -123,7 +140,7 @@ def plain_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, objecti
     con = contrastive_loss(z, labels, objective.tau)
     ssl = view_loss(z, zv, labels, objective.tau) if zv is not None else torch.zeros((), device=x.device)
     rec = error.mean() if error is not None else torch.zeros((), device=x.device)
-    loss = con + objective.lambda_rec * rec + objective.ssl_weight * ssl
+    loss = objective.lambda_con * con + objective.lambda_rec * rec + objective.ssl_weight * ssl
     _backward(loss, scaler)
     return StepLosses(loss.item(), con.item(), rec.item(), ssl.item())
 
@@ -174,11 +191,11 @@ def accumulated_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, o
     if views is not None:
         everyone_views = gather(torch.cat(reps[:len(view_chunks)])).requires_grad_(True)
         ssl = view_loss(everyone, everyone_views, global_labels, objective.tau)
-        (con + objective.ssl_weight * ssl).backward()
+        (objective.lambda_con * con + objective.ssl_weight * ssl).backward()
         grads = list(everyone_views.grad[mine].split(chunk_size)) + list(everyone.grad[mine].split(chunk_size))
     else:
         ssl = torch.zeros((), device=x.device)
-        con.backward()
+        (objective.lambda_con * con).backward()
         grads = list(everyone.grad[mine].split(chunk_size))
     batch = len(global_labels)
     rec_sum = torch.zeros((), dtype=local.dtype, device=x.device)
@@ -197,5 +214,5 @@ def accumulated_step(module: nn.Module, x: torch.Tensor, labels: torch.Tensor, o
             _backward(surrogate * world, scaler)
     rec = _all_sum(rec_sum) / batch
     con, ssl = con.detach(), ssl.detach()
-    total = con + objective.lambda_rec * rec + objective.ssl_weight * ssl
+    total = objective.lambda_con * con + objective.lambda_rec * rec + objective.ssl_weight * ssl
     return StepLosses(total.item(), con.item(), rec.item(), ssl.item())

@@ -9,6 +9,13 @@ Two additions aim at style that generalises beyond the training sources
 early stopping and ``best.pt`` reward what carries to unseen art, and
 ``--ssl-weight`` adds self-supervised positives (two views of one image,
 :func:`trainer.losses.view_loss`) beside the group term.
+
+The split is planned once over the manifest's projects, all consensus levels
+together (:mod:`trainer.splits`), and recorded with the run together with the
+training projects (:mod:`trainer.provenance`). ``finetune`` keeps its base's
+search vector, split and training set (:mod:`trainer.base`). The paper's
+ablations are switches: ``--loss-on style`` (loss on f, not h(f)) and
+``--lambda-con 0`` (ALADIN-Unsup, reconstruction only).
 """
 
 from __future__ import annotations
@@ -21,7 +28,6 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,26 +38,34 @@ from torch.utils.data import DataLoader
 from core.cpu import plan
 from core.embedder import Embedder
 from core.model import Aladin, ModelConfig, build_model
-from core.modelfile import LoadedModel, ModelInfo, load_model_file
+from core.modelfile import LoadedModel
 from trainer import distributed
-from trainer.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
-from trainer.data import PairDataset, PixelCache, cache_root, collate, decode_for_eval, load_size_for, normalise
+from trainer.base import Base, SearchVector, load_base
+from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.data import (AUGMENTS, PairDataset, PixelCache, cache_root, collate, decode_for_eval, load_size_for,
+                          normalise)
 from trainer.errors import CheckpointError, DataError
 from trainer.evaluate import finish, raw_in_batches
 from trainer.losses import DEFAULT_LAMBDA, DEFAULT_TAU
 from trainer.manifest import Sample, at_consensus, data_card_id, group_indices, read_manifest
 from trainer.metrics import retrieval_metrics
+from trainer.progress import Progress
+from trainer.provenance import TrainingSet
 from trainer.resnet import ResNetStyle, build_resnet
 from trainer.sampler import GroupPairSampler
-from trainer.splits import source_names, split_by_group, split_by_source
-from trainer.step import Objective, TrainModule, accumulated_step, plain_step
+from trainer.splits import HeldOut, plan_by_project, source_names, split_by_source
+from trainer.step import LOSS_ON, Objective, TrainModule, accumulated_step, plain_step
 
 log = logging.getLogger(__name__)
 
 # Settings that define the data stream; resuming with different values could not continue exactly.
 # (The batch shape, --singles-per-batch included, is checked by the sampler's own state.)
 RESUME_MUST_MATCH = ("arch", "data", "consensus", "val", "test", "split_seed", "groups_per_batch", "seed",
-                     "variant", "input_size", "val_sources", "test_sources")
+                     "variant", "input_size", "val_sources", "test_sources", "augment")
+# What a run made before a setting existed did, so its checkpoints still resume.
+EARLIER_DEFAULTS = {"augment": "crop-flip"}
+# The split of a run that names none (finetune reuses its base's first): --val, --test, --split-seed.
+SPLIT_DEFAULTS = (0.1, 0.0, 0)
 CACHE_AUTO_LIMIT = 4 << 30
 
 
@@ -73,7 +87,18 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="N groups, two images each: batch 2N (paper: 1024 images)")
     p.add_argument("--chunk-size", type=int, default=0, metavar="B",
                    help="logit accumulation: forward/backward B images at a time (0: whole batch at once)")
-    p.add_argument("--tau", type=float, default=DEFAULT_TAU, help="temperature of eq. 2")
+    p.add_argument("--tau", type=float, default=DEFAULT_TAU,
+                   help=f"temperature of eq. 2 (default {DEFAULT_TAU}: the paper names no value, only 'as in "
+                        "SimCLR'; 0.1 is SimCLR's and SupCon's choice for unit vectors)")
+    p.add_argument("--lambda-con", type=float, default=1.0, metavar="W",
+                   help="weight of the contrastive term (default 1; 0 with --lambda-rec > 0 is the paper's "
+                        "ALADIN-Unsup ablation: reconstruction only, groups unused)")
+    p.add_argument("--loss-on", choices=LOSS_ON, default="projection",
+                   help="vector the contrastive terms see: h(f) (default, the paper's) or the normalised style "
+                        "code f (the Table 2 ablation; the head stays untrained, so validate with --embedding style)")
+    p.add_argument("--augment", choices=AUGMENTS, default="crop-flip",
+                   help="training crops: random crop and horizontal flip (default, as before this option), random "
+                        "crop only, or the centre crop; never colour changes (colour is style)")
     p.add_argument("--ssl-weight", type=float, default=0.0, metavar="W",
                    help="weight of the self-supervised term: two views of each image (other crop, other scale, "
                         "same colours) are positives, other groups negatives (0: off, the paper's objective)")
@@ -81,8 +106,10 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
                    help="add K images of single-image groups to each batch: negatives for the group term and, "
                         "with --ssl-weight, trained by their own two views (default 0: skipped)")
     p.add_argument("--lambda-rec", type=float, default=None,
-                   help=f"weight of the L1 reconstruction (eq. 4; default {DEFAULT_LAMBDA}, 0 for the ResNets); "
-                        "0 skips the content encoder and decoder")
+                   help=f"weight of the L1 reconstruction (eq. 4; default {DEFAULT_LAMBDA}, 0 for the ResNets; "
+                        "finetune: the base's, 0 for a search-only model file); 0 skips the content encoder and "
+                        "decoder. The term is the mean absolute error per pixel and channel of the normalised "
+                        "input (one unit is about 0.23 of the 0-1 intensity range)")
     p.add_argument("--lr", type=float, default=1e-5 if finetune else 1e-4)
     p.add_argument("--lr-decay", type=float, default=0.9, help="multiply the LR by this every --decay-every steps")
     p.add_argument("--decay-every", type=int, default=0, metavar="STEPS", help="default: once per epoch")
@@ -97,21 +124,32 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--log-every", type=int, default=10, metavar="STEPS")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                    help="continue from CKPT (default RUN_DIR/last.pt)")
-    p.add_argument("--val", type=float, default=0.1,
-                   help="fraction of groups held out for validation (unused with --val-sources)")
-    p.add_argument("--test", type=float, default=0.0,
-                   help="fraction of groups held out for testing (unused with --val-sources)")
+    # finetune: None, so that a split the user did not ask for can be the base's (see Trainer._plan_split).
+    val, test, split_seed = (None, None, None) if finetune else SPLIT_DEFAULTS
+    p.add_argument("--val", type=float, default=val,
+                   help=f"fraction of projects (the manifest's project column, else groups) held out for "
+                        f"validation, planned over every consensus level at once (default {SPLIT_DEFAULTS[0]}; "
+                        "finetune: the base's split if it holds out projects of this manifest; unused with "
+                        "--val-sources)")
+    p.add_argument("--test", type=float, default=test,
+                   help=f"fraction of projects held out for testing (default {SPLIT_DEFAULTS[1]}; finetune: as "
+                        "--val; unused with --val-sources)")
     p.add_argument("--val-sources", type=source_names, default=None, metavar="A,B",
                    help="hold these whole sources (the manifest's source column) out of training and validate "
                         "on them, so early stopping and best.pt are chosen out of domain; replaces --val/--test")
     p.add_argument("--test-sources", type=source_names, default=None, metavar="C,D",
                    help="also hold these sources out, untouched, for `eval --sources C,D` (needs --val-sources)")
-    p.add_argument("--split-seed", type=int, default=0)
+    p.add_argument("--split-seed", type=int, default=split_seed)
     p.add_argument("--val-max-images", type=int, default=2000, help="cap on validation images (whole groups)")
-    p.add_argument("--val-standardise", choices=("fit", "off"), default="fit",
-                   help="standardise validation style codes with their own statistics, as export will")
-    p.add_argument("--embedding", choices=("style", "projection"), default="style",
-                   help="vector that validation scores and export records")
+    p.add_argument("--val-standardise", choices=("fit", "off"), default=None,
+                   help="standardise validation style codes with their own statistics, as export will fit "
+                        "them on training images (default fit; finetune: as the base model does)")
+    p.add_argument("--embedding", choices=("style", "projection"), default=None,
+                   help="vector that validation scores and export records (default style; finetune: the base "
+                        "model's, h(f) for the bundled model)")
+    p.add_argument("--colour-weight", type=float, default=None, metavar="W",
+                   help="fuse the HSV colour histogram into validation and export with weight W in [0, 1) "
+                        "(default 0; finetune: the base model's, 0.2 for the bundled model)")
     p.add_argument("--seed", type=int, default=0, help="model initialisation and batch order")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
@@ -124,6 +162,9 @@ def add_options(p: argparse.ArgumentParser, finetune: bool) -> None:
     p.add_argument("--data-card", default=None, metavar="ID",
                    help="training-data card id recorded in exported models (default: from the manifest)")
     p.add_argument("--tensorboard", choices=("auto", "off"), default="auto")
+    p.add_argument("--progress-json", default=None, metavar="FILE|-",
+                   help="one JSON line per log step and validation (step, steps, elapsed_s, eta_s, loss | val), "
+                        "then one with done and the summary; '-' writes them to stdout instead of the summary")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -136,7 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     summary = Trainer(args).fit()
-    if summary is not None:
+    if summary is not None and args.progress_json != "-":
         print(json.dumps(summary, indent=1))
     return 0
 
@@ -148,18 +189,12 @@ def config_dict(args: argparse.Namespace) -> dict:
 
 def changed_settings(old: dict, new: dict) -> list[str]:
     """The data-stream settings (:data:`RESUME_MUST_MATCH`) on which two run configs differ, as ``key (a -> b)``."""
-    return [f"{k} ({old.get(k)} -> {new.get(k)})" for k in RESUME_MUST_MATCH if str(old.get(k)) != str(new.get(k))]
+    before = {k: old.get(k, EARLIER_DEFAULTS.get(k)) for k in RESUME_MUST_MATCH}
+    return [f"{k} ({before[k]} -> {new.get(k)})" for k in RESUME_MUST_MATCH if str(before[k]) != str(new.get(k))]
 
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def load_source_net(source: Path) -> Aladin:
-    """The network of a trainer checkpoint or a model file, for fine-tuning or export."""
-    if source.suffix == ".safetensors":
-        return load_model_file(source).net
-    return net_from_checkpoint(load_checkpoint(source))
 
 
 def select_validation(samples: list[Sample], cap: int) -> list[Sample]:
@@ -198,36 +233,78 @@ class Trainer:
 
     def _check_args(self) -> None:
         a = self.args
+        self.base: Base | None = None
         if getattr(a, "finetune", False):
             # Fine-tuning keeps the source network's architecture, whatever --arch says.
-            self.source_net = load_source_net(a.source)
-            a.arch = "aladin" if isinstance(self.source_net, Aladin) else self.source_net.config.variant
+            self.base = load_base(a.source, a.seed)
+            a.arch = "aladin" if isinstance(self.base.net, Aladin) else self.base.net.config.variant
             self.config["arch"] = a.arch
         if a.lambda_rec is None:
-            a.lambda_rec = 0.0 if a.arch.startswith("resnet") else DEFAULT_LAMBDA
+            a.lambda_rec = (self.base.lambda_rec if self.base is not None
+                            else 0.0 if a.arch.startswith("resnet") else DEFAULT_LAMBDA)
             self.config["lambda_rec"] = a.lambda_rec
         if a.arch.startswith("resnet") and a.lambda_rec > 0:
             raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
         if a.steps < 1 or a.groups_per_batch < 2 or a.log_every < 1:
             raise DataError("--steps and --log-every must be at least 1 and --groups-per-batch at least 2")
-        if a.chunk_size < 0 or a.lambda_rec < 0 or a.ssl_weight < 0 or a.singles_per_batch < 0 or a.tau <= 0:
-            raise DataError("--chunk-size, --lambda-rec, --ssl-weight and --singles-per-batch must be "
+        if (a.chunk_size < 0 or a.lambda_rec < 0 or a.ssl_weight < 0 or a.singles_per_batch < 0 or a.tau <= 0
+                or a.lambda_con < 0):
+            raise DataError("--chunk-size, --lambda-rec, --lambda-con, --ssl-weight and --singles-per-batch must be "
                             "non-negative and --tau positive")
+        if not (a.lambda_con or a.lambda_rec or a.ssl_weight):
+            raise DataError("every loss term has weight 0; ALADIN-Unsup (--lambda-con 0) needs --lambda-rec > 0")
+        if a.colour_weight is not None and not 0 <= a.colour_weight < 1:
+            raise DataError("--colour-weight must be in [0, 1)")
         if a.test_sources and not a.val_sources:
             raise DataError("--test-sources needs --val-sources: with whole sources held out for testing, "
                             "validation must be out of domain too")
+        standardise = {"fit": True, "off": False, None: None}[a.val_standardise]
+        start = self.base.search if self.base is not None else SearchVector()
+        self.search = start.overridden(a.embedding, a.colour_weight, standardise)
+        self.config["search"] = self.search.record()
+        if self.search.embedding == "projection" and not self._head_trained():
+            raise DataError("with --loss-on style or only reconstruction the projection head is not trained; "
+                            "validate and export the style code: --embedding style")
+
+    def _head_trained(self) -> bool:
+        """Whether any term reaches h(f): the contrastive ones do, on the projection."""
+        a = self.args
+        return a.loss_on == "projection" and bool(a.lambda_con or a.ssl_weight)
+
+    def _plan_split(self, everything: list[Sample]) -> HeldOut:
+        """This run's held-out projects, planned over every consensus level of the manifest.
+
+        A fine-tune that names no split reuses its base's when that holds out projects of this manifest
+        (the same data family, e.g. BAM-FG-Raw then its cleaned lists), so the base's test projects stay
+        out of training; on other data (an artist's own folders) it plans afresh.
+        """
+        a = self.args
+        named = (a.val, a.test, a.split_seed)
+        base_split = self.base.training_set.held_out if self.base and self.base.training_set else None
+        if named == (None, None, None) and base_split is not None and base_split.unit == "project":
+            if {s.project_key for s in everything} & (base_split.val | base_split.test):
+                log.info("reusing the split of %s: %s", self.base.name, base_split.how)
+                return base_split
+        val, test, seed = (d if v is None else v for v, d in zip(named, SPLIT_DEFAULTS))
+        return plan_by_project(everything, val, test, seed)
 
     def _build_data(self) -> None:
         a = self.args
-        samples = at_consensus(read_manifest(a.data), a.consensus)
+        everything = read_manifest(a.data)
+        samples = at_consensus(everything, a.consensus)
         if a.val_sources:
+            self.held_out = HeldOut.of_sources(a.val_sources, a.test_sources or [])
             self.split = split_by_source(samples, a.val_sources, a.test_sources or [])
         else:
-            self.split = split_by_group(samples, a.val, a.test, a.split_seed)
+            self.held_out = self._plan_split(everything)
+            self.split = self.held_out.apply(samples)
+        training = TrainingSet.of(self.split.train, self.held_out)
+        self.training_set = training if self.base is None else training.on_top_of(self.base.training_set,
+                                                                                   self.base.name)
         self.data_card = a.data_card or data_card_id(a.data)
         self.model_size = a.input_size
-        if getattr(a, "finetune", False):
-            self.model_size = self.source_net.config.input_size
+        if self.base is not None:
+            self.model_size = self.base.net.config.input_size
         train = self.split.train
         self.cache = self._open_cache([s.path for s in train])
         if self.cache is not None and self.cache.failed:
@@ -241,7 +318,8 @@ class Trainer:
         if self.sampler.skipped_groups and not a.singles_per_batch:
             log.warning("%d training groups have fewer than two images and are skipped (see --singles-per-batch)",
                         self.sampler.skipped_groups)
-        self.dataset = PairDataset(train, groups, self.model_size, self.cache, views=a.ssl_weight > 0)
+        self.dataset = PairDataset(train, groups, self.model_size, self.cache, views=a.ssl_weight > 0,
+                                   augment=a.augment)
         self.decay_every = a.decay_every or self.sampler.batches_per_epoch
         self.val_samples = select_validation(self.split.val, a.val_max_images)
         self.val_pixels = None
@@ -263,22 +341,25 @@ class Trainer:
 
     def _build_model(self) -> None:
         a = self.args
-        if getattr(a, "finetune", False):
-            net = self.source_net
+        if self.base is not None:
+            net = self.base.net
         elif a.arch.startswith("resnet"):
             net = build_resnet(a.input_size, seed=a.seed, depth=a.arch)
         else:
             net = build_model(ModelConfig(variant=a.variant, input_size=a.input_size), seed=a.seed)
         self.net = net.to(self.device).train()
-        self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec, ssl_weight=a.ssl_weight)
+        self.objective = Objective(tau=a.tau, lambda_rec=a.lambda_rec, ssl_weight=a.ssl_weight,
+                                   lambda_con=a.lambda_con)
         if self.objective.reconstruct and not isinstance(net, Aladin):
             raise DataError("the ResNet baseline has no decoder; use --lambda-rec 0")
+        # A part no term reaches gets no gradient: freezing it keeps it out of the optimiser and out of
+        # DDP's gradient buckets.
         if not self.objective.reconstruct and isinstance(net, Aladin):
-            # Without the reconstruction term these branches get no gradient: freezing them
-            # keeps them out of the optimiser and out of DDP's gradient buckets.
             for part in (self.net.content_encoder, self.net.decoder):
                 part.requires_grad_(False)
-        module: nn.Module = TrainModule(self.net)
+        if not self._head_trained():
+            self.net.head.requires_grad_(False)
+        module: nn.Module = TrainModule(self.net, a.loss_on)
         if self.dist.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             module = nn.parallel.DistributedDataParallel(module, device_ids=ids)
@@ -317,12 +398,12 @@ class Trainer:
     def state(self) -> dict:
         arch = {"arch": "resnet" if isinstance(self.net, ResNetStyle) else "aladin",
                 "variant": self.net.config.variant, "input_size": self.net.config.input_size}
-        return {"step": self.step, "model": self.net.state_dict(), "model_config": arch, "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
+        return {"step": self.step, "model": self.net.state_dict(), "model_config": arch,
+                "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "sampler": self.sampler.state_dict(), "best": dict(self.best), "bad_evals": self.bad_evals,
                 "first_eval": self.first_eval, "config": self.config, "data_card": self.data_card,
-                "torch_rng": torch.get_rng_state()}
+                "training_set": self.training_set.record(), "torch_rng": torch.get_rng_state()}
 
     def save(self, name: str) -> None:
         if self.dist.main:
@@ -359,13 +440,13 @@ class Trainer:
                                                    workers=self.args.workers)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
-        info = ModelInfo(name="validation", config=self.net.config, embedding=self.args.embedding)
+        info = self.search.model_info("validation", self.net.config)
         embedder = Embedder(LoadedModel(self.net, info, None, "training", ""), device=str(self.device))
         try:
             raw = raw_in_batches(embedder, self.val_pixels)
         finally:
             self.net.train()
-        vectors, _ = finish(embedder, raw, self.args.val_standardise)
+        vectors, _ = finish(embedder, raw, "fit" if self.search.standardise else "off")
         return retrieval_metrics(vectors, self.val_labels)
 
     # -- the loop --------------------------------------------------------------------------------------
@@ -407,6 +488,7 @@ class Trainer:
             if self.first_eval is None:
                 self.first_eval = metrics
             self._log({"step": self.step, **{f"val/{k}": v for k, v in metrics.items()}}, writer)
+            self.progress.validated(self.step, metrics)
             if metrics["P@1"] > self.best["P@1"]:
                 self.best = {"P@1": metrics["P@1"], "step": self.step}
                 self.bad_evals = 0
@@ -430,7 +512,16 @@ class Trainer:
         if self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "config.json").write_text(json.dumps({**self.config, "data_card": self.data_card,
-                                                              "world_size": self.dist.world}, indent=1))
+                                                              "world_size": self.dist.world,
+                                                              "split": self.held_out.record()}, indent=1))
+        self.progress = Progress(a.progress_json if self.dist.main else None, a.steps, self.step, a.max_minutes)
+        try:
+            return self._fit()
+        finally:
+            self.progress.close()
+
+    def _fit(self) -> dict | None:
+        a = self.args
         writer = self._writer()
         local_batch = self.sampler.batch_size // self.dist.world
         accumulate = self.dist.world > 1 or 0 < a.chunk_size < local_batch
@@ -472,6 +563,7 @@ class Trainer:
                     if self.device.type == "cuda":
                         row["cuda_peak_mb"] = torch.cuda.max_memory_allocated(self.device) / 2**20
                     self._log(row, writer)
+                    self.progress.step(self.step, losses.total)
                 if a.eval_every and self.step % a.eval_every == 0 and self.step < a.steps:
                     if self._evaluate_and_decide(writer):
                         stopped_early = True
@@ -491,8 +583,9 @@ class Trainer:
             summary = {"steps": self.step, "stopped_early": stopped_early, "best": self.best,
                        "first_val": self.first_eval, "last_val": self.last_eval,
                        "skipped_groups": self.sampler.skipped_groups, "train_images": len(self.train_samples),
-                       "holdout": self.holdout(),
+                       "holdout": self.holdout(), "split": self.held_out.how,
                        "seconds": round(time.time() - started, 1), "peak_rss_mb": round(_peak_rss_mb(), 1)}
             (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+            self.progress.done(self.step, summary)
         distributed.teardown()
         return summary
