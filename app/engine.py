@@ -87,10 +87,14 @@ def device_label(device) -> str:
     return torch.cuda.get_device_name(device)
 
 
-def _index_in_thread(library, folders, embedder, **options):
-    """``core.indexer.index_folders`` in this process: the tests' quicker path (no process start)."""
+def _index_in_thread(library, folders, spec: str, device: str, embedder=None, **options):
+    """``core.indexer.index_folders`` in this process: the tests' quicker path (no process start).
+
+    Without ``embedder`` (a switch to another model) the model ``spec`` is loaded here first.
+    """
     from core.indexer import index_folders
 
+    embedder = embedder or _load_model(spec, device)[0]
     return (yield from index_folders(library, folders, embedder, **options))
 
 
@@ -160,6 +164,8 @@ class Engine(QObject):
         index_progress(object): a ``core.indexer.IndexProgress``.
         index_finished(object, bool): the ``IndexSummary`` (or None) and whether it was cancelled.
         index_failed(str): indexing stopped with an error ("" when model_mismatch explains it).
+        model_switched(str): the library now holds the vectors of the model of this spec (see
+            :meth:`switch_model`), which loads next; the app makes it the chosen model.
         results(object, list): the request answered and its ``SearchResult`` list.
         search_failed(str): the newest search failed.
         library_changed(): roots or images changed.
@@ -184,6 +190,7 @@ class Engine(QObject):
     index_progress = Signal(object)
     index_finished = Signal(object, bool)
     index_failed = Signal(str)
+    model_switched = Signal(str)
     results = Signal(object, list)
     search_failed = Signal(str)
     library_changed = Signal()
@@ -219,6 +226,12 @@ class Engine(QObject):
         self._model_request: tuple[str, str] | None = None
         self.model_request: tuple[str, str] | None = None
         self.last_progress = None
+        # A switch to another model (see switch_model): the spec it moves to, until that model has loaded;
+        # the same while the indexing run has not committed it yet; and a cancelled one, which the next
+        # rescan resumes.
+        self.switching_to: str | None = None
+        self._switch_run: str | None = None
+        self._interrupted_switch: str | None = None
         # Extra keyword arguments for ``core.indexer.index_folders`` (tests pass workers=0).
         self.index_options: dict[str, Any] = {}
         # Index in a child process (see app/index_process.py); tests index in a thread for speed.
@@ -309,6 +322,8 @@ class Engine(QObject):
 
     def _model_loaded(self, spec: str, device: str, embedder, label: str) -> None:
         self.model_request = (spec, device)  # what an indexing process loads for itself
+        if spec == self.switching_to and self._switch_run is None:
+            self.switching_to = None
         self.embedder = embedder
         self.model_error = None
         info = embedder.model.info
@@ -319,6 +334,7 @@ class Engine(QObject):
         self._open_searcher()  # answers after model_ready: a mismatch message is the last word
 
     def _model_load_failed(self, exc: BaseException) -> None:
+        self.switching_to = None
         self.embedder = None
         self.searcher = None
         self.model_state = None
@@ -364,7 +380,8 @@ class Engine(QObject):
         if library is not self.library or embedder is not self.embedder:
             return
         if isinstance(exc, ModelMismatchError):
-            self.model_mismatch.emit(message)
+            if self.switching_to is None:  # mid-switch, the new model is on its way
+                self.model_mismatch.emit(message)
         elif isinstance(exc, LibraryDamagedError):  # the user must hear of it (and of `aladin repair`) now
             self.failed.emit(message)
 
@@ -381,7 +398,8 @@ class Engine(QObject):
         """Index ``folders`` (added as roots), or rescan every root when None.
 
         The indexer reads the roots itself, in its worker. While a run is going,
-        new folders (or a rescan) wait and start when it ends. Returns False when
+        new folders (or a rescan) wait and start when it ends. A rescan after a
+        model switch was cancelled resumes that switch. Returns False when
         there is no library or model to index with.
         """
         if not self.ready:
@@ -391,15 +409,40 @@ class Engine(QObject):
             self._queued_folders += [f for f in folders if f not in self._queued_folders]
             self._rescan_queued = self._rescan_queued or not folders
             return True
+        if not folders and self._interrupted_switch is not None:
+            return self.switch_model(self._interrupted_switch)
+        self._switch_run = None
+        self._start_index(folders, self.model_request[0], switch_model)
+        return True
+
+    def switch_model(self, spec: str) -> bool:
+        """Re-embed the library with the model ``spec`` beside its current vectors, then search with it.
+
+        The indexing run stages the new vectors while the current model keeps answering searches;
+        once the run has committed the switch (see :mod:`core.indexer`), ``model_switched`` is
+        emitted and the new model loads; searches meanwhile wait for it instead of failing. A
+        cancelled or failed switch leaves the library on its model (the next rescan resumes it).
+        Returns False without a library and model, or while indexing runs.
+        """
+        if not self.ready or self.indexing:
+            return False
+        self.switching_to = self._switch_run = spec
+        self._interrupted_switch = None
+        self._start_index([], spec, switch_model=True)
+        return True
+
+    def _start_index(self, folders: list[str], spec: str, switch_model: bool) -> None:
+        """Start an indexing run with the model ``spec`` (the loaded one, or one to switch to)."""
         self._index_cancel.clear()
         self.last_progress = None
         options = {**self.index_options, "switch_model": switch_model}
+        device = self.model_request[1]
         if self.index_in_process:
-            spec, device = self.model_request
             worker = Worker(index_in_process, str(self.library.folder), folders, spec, device,
                             self._index_cancel.is_set, options)
         else:
-            worker = Worker(_index_in_thread, self.library, [Path(f) for f in folders], self.embedder,
+            embedder = self.embedder if spec == self.model_request[0] else None
+            worker = Worker(_index_in_thread, self.library, [Path(f) for f in folders], spec, device, embedder,
                             cancel=self._index_cancel.is_set, **options)
         for signal, slot in ((worker.signals.progress, self._index_progress),
                              (worker.signals.returned, self._index_returned),
@@ -409,7 +452,6 @@ class Engine(QObject):
         self._index_worker = worker
         self.index_started.emit(folders)
         worker.start(self.index_pool)
-        return True
 
     def cancel_index(self) -> None:
         """Stop after the batch in flight; everything committed so far stays (resume = index again)."""
@@ -418,14 +460,34 @@ class Engine(QObject):
         self._index_cancel.set()
 
     def _index_progress(self, progress) -> None:
+        from core.indexer import SWITCHED  # loaded with the library (see _open_library)
+
+        if progress.phase == SWITCHED:
+            self._model_switched()
+            return
         self.last_progress = progress
         self.index_progress.emit(progress)
 
+    def _model_switched(self) -> None:
+        """The run committed a switch: load the new model (a re-index with the loaded one needs none)."""
+        spec, self._switch_run = self._switch_run, None
+        if spec is None:
+            return
+        self.model_switched.emit(spec)
+        self.load_model(spec, self.model_request[1])
+
+    def _end_switch_run(self) -> None:
+        """The run ended: a switch it did not commit leaves the library on its model, for a rescan to resume."""
+        if self._switch_run is not None:
+            self._interrupted_switch, self.switching_to, self._switch_run = self._switch_run, None, None
+
     def _index_returned(self, summary: Any) -> None:
+        self._end_switch_run()
         cancelled = bool(getattr(summary, "cancelled", False)) or self._index_cancel.is_set()
         self.index_finished.emit(summary, cancelled)
 
     def _index_errored(self, exc: BaseException) -> None:
+        self._end_switch_run()
         if isinstance(exc, ModelMismatchError):  # the window asks whether to re-embed everything
             self.model_mismatch.emit(str(exc))
             self.index_failed.emit("")
@@ -474,6 +536,8 @@ class Engine(QObject):
             self.results.emit(request, list(results))
 
     def _search_errored(self, exc: BaseException) -> None:
+        if isinstance(exc, ModelMismatchError) and self.switching_to is not None:
+            return  # the library has just switched: the new model's arrival searches again
         message = describe_error(exc)
         if isinstance(exc, ModelMismatchError):  # opening the searcher found another model's vectors
             self.model_mismatch.emit(message)

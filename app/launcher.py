@@ -33,8 +33,14 @@ def run_trainer(argv: Sequence[str]) -> int:
     The app fine-tunes in a child process (see :mod:`app.teach.pipeline`); a PyInstaller
     bundle has no ``python -m``, so it runs its own executable with this command instead.
     """
-    from trainer.cli import main as trainer_main
-
+    try:
+        from trainer.cli import main as trainer_main
+    except ModuleNotFoundError as exc:
+        if exc.name != "trainer":
+            raise
+        print("trainer: error: this build of aladin leaves the trainer out, so it cannot teach styles",
+              file=sys.stderr)
+        return 2
     return trainer_main(argv)
 
 

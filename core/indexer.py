@@ -8,6 +8,12 @@ leaves a consistent library and the next run embeds only what was not committed.
 This module only plans; every write goes through the library's
 :class:`core.writer.LibraryWriter`, which holds the single-writer lock.
 
+A run with another model than the library's (``switch_model``) first re-embeds
+every image with it beside the current vectors and switches in one transaction
+(:meth:`core.writer.LibraryWriter.finish_switch`): search keeps working on the
+current model until then, and a switch that is cancelled or killed leaves the
+library on it, with the vectors made so far kept for the next try.
+
 The job is a generator of :class:`IndexProgress`; the CLI drives it with a
 progress bar, the GUI from a worker thread with a cancel flag.
 """
@@ -34,6 +40,10 @@ from core.writer import ImageFile, KnownImage, LibraryWriter
 log = logging.getLogger(__name__)
 
 SCAN_REPORT_EVERY = 500
+# The phase of a model switch's re-embedding, and the one record by which a ``switch_model`` run says the
+# library now uses its model: at once when it did already or had none, else once the switch has committed.
+REEMBED = "re-embedding"
+SWITCHED = "switched"
 
 
 @dataclass
@@ -53,7 +63,7 @@ class IndexSummary:
 
 @dataclass
 class IndexProgress:
-    phase: str  # "scan" | "hash" | "embed" | "index" | "done"
+    phase: str  # REEMBED | SWITCHED | "scan" | "hash" | "embed" | "index" | "done"
     done: int
     total: int
     rate: float = 0.0
@@ -75,6 +85,8 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
     """Add ``folders`` as roots and bring them up to date; no folders rescans every root.
 
     ``workers`` is the number of decoding processes; ``None`` lets :func:`core.cpu.plan` choose.
+    With ``switch_model``, a library of another model first switches to the embedder's
+    (every image re-embedded beside the current vectors; see the module notes).
 
     Raises:
         LibraryBusyError: another process is writing to the library.
@@ -86,32 +98,9 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
     summary = IndexSummary()
     folders = _existing_folders(folders)  # before any write: a mistyped folder must leave the library as it was
     with library.writer() as writer:
-        model_id = _ensure_model(library, writer, embedder, switch_model)
-        roots = _resolve_roots(library, writer, folders)
-        scans: list[_Scan] = []
-        for root in roots:
-            if not Path(root.path).is_dir():
-                # An unplugged drive must not empty the library: leave its images alone.
-                log.warning("root %s is missing; its images are kept until it is back or removed", root.path)
-                summary.missing_roots.append(root.path)
-                continue
-            scans.append(_Scan(root.id, root.path, []))
-            for entry in scan(root.path):
-                scans[-1].entries.append(entry)
-                found = sum(len(x.entries) for x in scans)
-                if found % SCAN_REPORT_EVERY == 0:
-                    yield IndexProgress("scan", found, 0, current=entry.relpath)
-                    if cancel():
-                        summary.cancelled = True
-                        break
-            if summary.cancelled:
-                break
+        model_id = yield from _use_model(library, writer, embedder, switch_model, summary, cancel, batch_size, workers)
         if not summary.cancelled:
-            found = sum(len(x.entries) for x in scans)
-            yield IndexProgress("scan", found, found)
-            work = yield from _reconcile(writer, model_id, scans, summary)
-            if work:
-                yield from _embed(writer, model_id, embedder, work, summary, cancel, batch_size, workers)
+            yield from _index_roots(library, writer, model_id, embedder, folders, summary, cancel, batch_size, workers)
         if not summary.cancelled:
             yield IndexProgress("index", 0, 1)
             IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim).save()
@@ -120,23 +109,96 @@ def index_folders(library: Library, folders: Iterable[Path | str], embedder: Emb
     return summary
 
 
-def _ensure_model(library: Library, writer: LibraryWriter, embedder: Embedder, switch_model: bool) -> int:
-    """The id of the embedder's model, recorded on first use; a different model re-embeds only when asked to."""
+def _index_roots(library: Library, writer: LibraryWriter, model_id: int, embedder: Embedder, folders: list[Path],
+                 summary: IndexSummary, cancel: Callable[[], bool], batch_size: int,
+                 workers: int | None) -> Iterator[IndexProgress]:
+    """Scan the roots ``folders`` name (every root for none), apply what changed, embed what is new."""
+    roots = _resolve_roots(library, writer, folders)
+    scans: list[_Scan] = []
+    for root in roots:
+        if not Path(root.path).is_dir():
+            # An unplugged drive must not empty the library: leave its images alone.
+            log.warning("root %s is missing; its images are kept until it is back or removed", root.path)
+            summary.missing_roots.append(root.path)
+            continue
+        scans.append(_Scan(root.id, root.path, []))
+        for entry in scan(root.path):
+            scans[-1].entries.append(entry)
+            found = sum(len(x.entries) for x in scans)
+            if found % SCAN_REPORT_EVERY == 0:
+                yield IndexProgress("scan", found, 0, current=entry.relpath)
+                if cancel():
+                    summary.cancelled = True
+                    return
+    found = sum(len(x.entries) for x in scans)
+    yield IndexProgress("scan", found, found)
+    work = yield from _reconcile(writer, model_id, scans, summary)
+    if work:
+        yield from _embed(writer, model_id, embedder, work, summary, cancel, batch_size, workers)
+
+
+def _model_fields(embedder: Embedder) -> dict:
+    """What the library records about the embedder's model."""
+    model = embedder.model
+    return dict(name=model.info.name, version=str(model.info.version), dim=embedder.dim, checksum=model.checksum,
+                which=embedder.which, source=model.source)
+
+
+def _use_model(library: Library, writer: LibraryWriter, embedder: Embedder, switch_model: bool,
+               summary: IndexSummary, cancel: Callable[[], bool], batch_size: int,
+               workers: int | None) -> Generator[IndexProgress, None, int]:
+    """The id of the embedder's model: recorded on first use; another model switches to it only when asked to."""
     model = embedder.model
     record = library.model_record()
     if record is not None and record.checksum == model.checksum and record.which == embedder.which:
-        return record.id
-    if record is not None:
-        count = library.vector_count()
-        if not switch_model:
-            raise ModelMismatchError(
-                f"this library was indexed with model {record.name!r} ({record.which}); indexing with "
-                f"{model.info.name!r} ({embedder.which}) would re-embed all {count} images. "
-                "Pass --switch-model to do that")
-        log.warning("switching the library from model %s to %s; %d vectors dropped", record.name,
-                    model.info.name, count)
-    return writer.set_model(name=model.info.name, version=str(model.info.version), dim=embedder.dim,
-                            checksum=model.checksum, which=embedder.which, source=model.source)
+        model_id = record.id
+    elif record is None:
+        model_id = writer.set_model(**_model_fields(embedder))
+    elif switch_model:
+        model_id = yield from _switch(library, writer, embedder, summary, cancel, batch_size, workers)
+    else:
+        raise ModelMismatchError(
+            f"this library was indexed with model {record.name!r} ({record.which}); indexing with "
+            f"{model.info.name!r} ({embedder.which}) would re-embed all {library.vector_count()} images. "
+            "Pass --switch-model to do that")
+    if switch_model and not summary.cancelled:
+        yield IndexProgress(SWITCHED, 1, 1, current=model.info.name)
+    return model_id
+
+
+def _switch(library: Library, writer: LibraryWriter, embedder: Embedder, summary: IndexSummary,
+            cancel: Callable[[], bool], batch_size: int, workers: int | None) -> Generator[IndexProgress, None, int]:
+    """Re-embed the library with the embedder's model beside the current vectors, then switch to it.
+
+    Every readable image under a folder that is there is embedded into the staged vectors,
+    batch by batch; the switch commits only when all are. Until then search uses the current
+    model; cancelled or killed, the library stays on it and the next switch to this model
+    embeds only what is left.
+
+    Returns:
+        The new model's id (the pending one when cancelled; then nothing else may be indexed with it).
+    """
+    model_id = writer.begin_switch(**_model_fields(embedder))
+    work = writer.unstaged_images([r.id for r in library.roots() if Path(r.path).is_dir()])
+    pending = library.pending_switch()
+    staged = pending.staged if pending is not None else 0
+    log.warning("switching the library to model %s: re-embedding %d images (%d done before)",
+                embedder.model.info.name, len(work), staged)
+    total, done, t0 = staged + len(work), 0, time.monotonic()
+    yield IndexProgress(REEMBED, staged, total)
+    chunks = _chunks(embedder, [path for _, path in work], summary, cancel, batch_size, workers) if work else []
+    for chunk in chunks:
+        batch = work[done:done + len(chunk.paths) + len(chunk.failed)]
+        ids = {path: image_id for image_id, path in batch}
+        writer.stage_vectors(model_id, {ids[path]: chunk.raw[i] for i, path in enumerate(chunk.paths)})
+        done += len(batch)
+        summary.embedded += len(chunk.paths)
+        summary.updated += len(chunk.paths)
+        yield _progress(REEMBED, staged + done, total, done, t0, batch[-1][1])
+    if not summary.cancelled:
+        writer.finish_switch(model_id)
+        log.info("the library now uses model %s", embedder.model.info.name)
+    return model_id
 
 
 def _existing_folders(folders: Iterable[Path | str]) -> list[Path]:
@@ -273,27 +335,44 @@ def _embed(writer: LibraryWriter, model_id: int, embedder: Embedder, work: list[
     with ThreadPoolExecutor(max_workers=2) as hasher:
         # Files that skipped the hash phase are hashed here, beside decoding, for future move detection.
         digests = hasher.map(lambda w: w.digest or _safe_hash(w.path), work)
-        chunks = embedder.embed_chunks([w.path for w in work], batch_size=batch_size, workers=workers)
-        try:
-            for chunk in chunks:
-                n = len(chunk.paths) + len(chunk.failed)
-                batch = work[done:done + n]
-                for item in batch:
-                    item.digest = next(digests)
-                _commit_batch(writer, model_id, batch, chunk, summary)
-                done += n
-                rate = done / max(time.monotonic() - t0, 1e-6)
-                yield IndexProgress("embed", done, total, rate, (total - done) / rate, current=batch[-1].path)
-                if cancel():
-                    summary.cancelled = True
-                    break
-        except BrokenProcessPool as exc:
-            if not cancel():
-                raise LibraryError(f"an image decoding process died ({exc}); committed work is kept, "
-                                   "run the command again to continue") from exc
-            summary.cancelled = True
-        finally:
-            chunks.close()
+        for chunk in _chunks(embedder, [w.path for w in work], summary, cancel, batch_size, workers):
+            batch = work[done:done + len(chunk.paths) + len(chunk.failed)]
+            for item in batch:
+                item.digest = next(digests)
+            _commit_batch(writer, model_id, batch, chunk, summary)
+            done += len(batch)
+            yield _progress("embed", done, total, done, t0, batch[-1].path)
+
+
+def _chunks(embedder: Embedder, paths: list[str], summary: IndexSummary, cancel: Callable[[], bool],
+            batch_size: int, workers: int | None) -> Iterator[EmbeddedChunk]:
+    """The embedded chunks of ``paths`` in order, until all are done or ``cancel()`` (then ``summary.cancelled``).
+
+    The caller commits each chunk before asking for the next, so a cancel keeps every chunk handed out.
+
+    Raises:
+        LibraryError: a decoding process died, and not because of a cancel.
+    """
+    chunks = embedder.embed_chunks(paths, batch_size=batch_size, workers=workers)
+    try:
+        for chunk in chunks:
+            yield chunk
+            if cancel():
+                summary.cancelled = True
+                return
+    except BrokenProcessPool as exc:
+        if not cancel():
+            raise LibraryError(f"an image decoding process died ({exc}); committed work is kept, "
+                               "run the command again to continue") from exc
+        summary.cancelled = True
+    finally:
+        chunks.close()
+
+
+def _progress(phase: str, done: int, total: int, this_run: int, t0: float, current: str) -> IndexProgress:
+    """A progress record whose rate and time left count only the ``this_run`` images embedded since ``t0``."""
+    rate = this_run / max(time.monotonic() - t0, 1e-6)
+    return IndexProgress(phase, done, total, rate, (total - done) / rate if rate else None, current=current)
 
 
 def _commit_batch(writer: LibraryWriter, model_id: int, batch: list[ImageFile], chunk: EmbeddedChunk,

@@ -27,8 +27,8 @@ from core.files import FileLock, LockBusy
 from core.paths import library_dir
 from core.query import QueryItem
 from core.schema import (LIBRARY_ID, SCHEMA_VERSION, STATUS_FAILED, GenerationRow, ImageRow, MetaRow, ModelRow,
-                         MoodboardItemRow, MoodboardRow, RootRow, VectorRow, connect, damaged_error, generation,
-                         in_chunks, read_only_error)
+                         MoodboardItemRow, MoodboardRow, RootRow, StagedVectorRow, VectorRow, connect, damaged_error,
+                         generation, in_chunks, read_only_error)
 from core.writer import LibraryWriter
 
 DB_NAME = "library.sqlite"
@@ -77,6 +77,14 @@ class ModelRecord:
     checksum: str
     which: str
     source: str
+
+
+@dataclass
+class PendingSwitch:
+    """A model switch under way (or interrupted): the model it moves to and how many images it has embedded."""
+
+    model: ModelRecord
+    staged: int
 
 
 @dataclass
@@ -199,9 +207,20 @@ class Library:
 
     # -- model -----------------------------------------------------------------
     def model_record(self) -> ModelRecord | None:
+        """The model that made the vectors search reads (never the one a switch is moving to)."""
         with self._session() as s:
-            row = s.scalar(select(ModelRow).order_by(ModelRow.id.desc()).limit(1))
+            row = s.scalar(select(ModelRow).where(~ModelRow.pending).order_by(ModelRow.id.desc()).limit(1))
             return _model_record(row) if row is not None else None
+
+    def pending_switch(self) -> PendingSwitch | None:
+        """The switch to another model that is under way, or was cancelled or killed and can resume."""
+        with self._session() as s:
+            row = s.scalar(select(ModelRow).where(ModelRow.pending))
+            if row is None:
+                return None
+            staged = s.scalar(select(func.count()).select_from(StagedVectorRow)
+                              .where(StagedVectorRow.model_id == row.id)) or 0
+            return PendingSwitch(_model_record(row), staged)
 
     # -- status ------------------------------------------------------------------
     def generation(self) -> int:

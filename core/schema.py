@@ -28,7 +28,9 @@ from core.errors import LibraryBusyError, LibraryDamagedError, LibraryError, Lib
 #   1: roots, images, models, vectors, meta.
 #   2: saved moodboards.
 #   3: a library id (meta) and a token per generation (generations), naming each exact database state.
-SCHEMA_VERSION = 3
+#   4: a model switch in progress: the next model's row (models.pending) and its vectors (staged_vectors),
+#      made beside the current ones and swapped in with one transaction when all are made.
+SCHEMA_VERSION = 4
 
 STATUS_OK = "ok"
 STATUS_FAILED = "failed"
@@ -89,6 +91,10 @@ class ImageRow(Base):
 
 
 class ModelRow(Base):
+    """A model the library knows: the one that made its vectors, and at most one ``pending`` model that a
+    switch is re-embedding the library with (:class:`StagedVectorRow`); it becomes the library's model
+    only when the switch commits."""
+
     __tablename__ = "models"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -99,6 +105,7 @@ class ModelRow(Base):
     which: Mapped[str] = mapped_column(String)
     source: Mapped[str] = mapped_column(String)
     created_at: Mapped[float] = mapped_column(Float)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class VectorRow(Base):
@@ -110,6 +117,20 @@ class VectorRow(Base):
     image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class StagedVectorRow(Base):
+    """An image's raw vector from the pending model.
+
+    Apart from :class:`VectorRow` so that search never sees it: the library keeps searching its
+    current vectors until the switch has embedded every image, then one transaction swaps them in.
+    """
+
+    __tablename__ = "staged_vectors"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
@@ -169,7 +190,16 @@ def _upgrade_2_to_3(conn: Connection) -> None:
     _name_library(conn)
 
 
-UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3}
+def _upgrade_3_to_4(conn: Connection) -> None:
+    """Version 4 made a model switch safe to interrupt: the next model's vectors are staged beside the
+    current ones (every existing model row is the library's own, so none is pending). Like ``create_all``,
+    it adds only what is missing."""
+    if "pending" not in {row[1] for row in conn.exec_driver_sql("PRAGMA table_info(models)")}:
+        conn.exec_driver_sql("ALTER TABLE models ADD COLUMN pending BOOLEAN NOT NULL DEFAULT 0")
+    Base.metadata.create_all(conn, tables=[StagedVectorRow.__table__])
+
+
+UPGRADES: dict[int, Callable[[Connection], None]] = {1: _upgrade_1_to_2, 2: _upgrade_2_to_3, 3: _upgrade_3_to_4}
 
 
 def connect(db: Path, *, read_only: bool = False) -> Engine:

@@ -33,18 +33,12 @@ class Searcher:
     Raises:
         LibraryError: the library holds no vectors yet; from any search, its database cannot be
             read (:class:`core.errors.LibraryDamagedError`, :class:`core.errors.LibraryBusyError`).
-        ModelMismatchError: ``embedder`` runs another model than the one the library was built with.
+        ModelMismatchError: ``embedder`` runs another model than the one the library was built with;
+            from any search, the library has switched to another model since (open a new searcher).
     """
 
     def __init__(self, library: Library, embedder: Embedder) -> None:
-        record = library.model_record()
-        if record is None:
-            raise LibraryError(f"the library {library.folder} is empty; index a folder first (aladin index FOLDER)")
-        if record.checksum != embedder.model.checksum or record.which != embedder.which:
-            raise ModelMismatchError(
-                f"the library was indexed with model {record.name!r} ({record.which}, {record.source}); "
-                f"searching it with {embedder.model.info.name!r} ({embedder.which}) would compare "
-                "incompatible vectors. Search with the library's model, or re-index with --switch-model")
+        _check_model(library, embedder)
         self.library = library
         self.embedder = embedder
         self.cache = IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim)
@@ -148,6 +142,9 @@ class Searcher:
             raise QueryError("k must be at least 1")
         allowed = self._allowed(filters)
         index = self.cache.current()
+        # After the index was brought up to date: a model switch committed before that shows here,
+        # so vectors of another model are never ranked (or finished) as this model's.
+        _check_model(self.library, self.embedder)
         if allowed is not None and len(allowed) <= FILTER_EXACT_MAX and index.kind == "hnsw":
             # A small sub-folder: its vectors straight from SQLite beat any walk through the graph.
             raw = self.library.raw_vectors(allowed.tolist())
@@ -174,6 +171,23 @@ class Searcher:
                 return results
             # Exclusions ate into the top k: ask again for more rather than return a short list.
             fetch = min(limit, fetch * 4)
+
+
+def _check_model(library: Library, embedder: Embedder) -> None:
+    """Refuse to search the library with another model than the one that made its vectors.
+
+    Raises:
+        LibraryError: the library holds no vectors yet.
+        ModelMismatchError: the library's vectors come from another model (it may just have switched).
+    """
+    record = library.model_record()
+    if record is None:
+        raise LibraryError(f"the library {library.folder} is empty; index a folder first (aladin index FOLDER)")
+    if record.checksum != embedder.model.checksum or record.which != embedder.which:
+        raise ModelMismatchError(
+            f"the library was indexed with model {record.name!r} ({record.which}, {record.source}); "
+            f"searching it with {embedder.model.info.name!r} ({embedder.which}) would compare "
+            "incompatible vectors. Search with the library's model, or re-index with --switch-model")
 
 
 def _mean_direction(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:

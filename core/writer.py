@@ -7,6 +7,11 @@ killed between two calls leaves a consistent library, and the next run redoes
 only what was not committed. Every change to the set of vectors raises the
 library's *generation* and gives it a new random token (:class:`core.schema.GenerationRow`);
 caches of the vectors compare against both.
+
+A library changes model without ever being unsearchable: the next model's vectors are
+*staged* beside the current ones (:meth:`LibraryWriter.begin_switch`, :meth:`LibraryWriter.stage_vectors`),
+which search never reads, and :meth:`LibraryWriter.finish_switch` swaps them in with one
+transaction. Until then the library is on its current model, killed or not.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import QueryError
 from core.schema import (GENERATION, STATUS_FAILED, STATUS_OK, GenerationRow, ImageRow, MetaRow, ModelRow, RootRow,
-                         VectorRow, generation, in_chunks, new_token)
+                         StagedVectorRow, VectorRow, generation, in_chunks, new_token)
 
 if TYPE_CHECKING:
     from core.library import Root
@@ -62,19 +67,65 @@ class LibraryWriter:
 
     # -- the model -------------------------------------------------------------
     def set_model(self, *, name: str, version: str, dim: int, checksum: str, which: str, source: str) -> int:
-        """Record the model that makes the vectors from now on; returns its id.
+        """Record the model of a library that has none yet (its first index); returns its id.
 
-        Vectors of a previous model lie in another space and cannot be searched
-        beside the new ones, so they are dropped with it.
+        A library that has a model changes it only by a switch (:meth:`begin_switch`), which never
+        leaves it without searchable vectors.
         """
         with self._session.begin() as s:
-            if s.scalar(select(ModelRow.id).limit(1)) is not None:
-                s.execute(delete(VectorRow))
-                s.execute(delete(ModelRow))
-                _bump_generation(s)
             return s.scalar(insert(ModelRow).values(name=name, version=version, dim=dim, checksum=checksum,
                                                     which=which, source=source, created_at=time.time())
                             .returning(ModelRow.id))
+
+    def begin_switch(self, *, name: str, version: str, dim: int, checksum: str, which: str, source: str) -> int:
+        """Make this model the pending one, whose vectors are staged until the switch; returns its id.
+
+        A switch to the same model that was cancelled or killed resumes: its staged vectors
+        are kept. Those of another pending model are dropped, as one switch is under way at a time.
+        """
+        with self._session.begin() as s:
+            row = s.scalar(select(ModelRow).where(ModelRow.pending))
+            if row is not None and (row.checksum, row.which) == (checksum, which):
+                return row.id
+            s.execute(delete(StagedVectorRow))
+            s.execute(delete(ModelRow).where(ModelRow.pending))
+            return s.scalar(insert(ModelRow).values(name=name, version=version, dim=dim, checksum=checksum,
+                                                    which=which, source=source, pending=True, created_at=time.time())
+                            .returning(ModelRow.id))
+
+    def unstaged_images(self, root_ids: list[int]) -> list[tuple[int, str]]:
+        """``(id, path)`` of every readable image under these roots that the pending model has not embedded yet."""
+        with self._session() as s:
+            rows = s.execute(select(ImageRow.id, RootRow.path, ImageRow.relpath).join(RootRow)
+                             .outerjoin(StagedVectorRow, StagedVectorRow.image_id == ImageRow.id)
+                             .where(ImageRow.root_id.in_(root_ids), ImageRow.status != STATUS_FAILED,
+                                    StagedVectorRow.image_id.is_(None)).order_by(ImageRow.id)).all()
+        return [(i, str(Path(root) / rel)) for i, root, rel in rows]
+
+    def stage_vectors(self, model_id: int, vectors: dict[int, np.ndarray]) -> None:
+        """Keep one batch of the pending model's raw vectors, by image id; search does not see them yet."""
+        with self._session.begin() as s:
+            _insert(s, StagedVectorRow, [dict(image_id=i, model_id=model_id, data=_blob(v))
+                                         for i, v in vectors.items()])
+
+    def finish_switch(self, model_id: int) -> None:
+        """Make the pending model the library's, in one transaction: its staged vectors replace the
+        current ones, the previous model's record goes, and the generation moves on (so every cache
+        of the old vectors is stale).
+
+        An image the pending model could not embed (unreadable now, or in a folder that is missing)
+        is left without a vector, which the next rescan embeds again.
+        """
+        with self._session.begin() as s:
+            seq = _bump_generation(s)
+            s.execute(delete(VectorRow))
+            s.execute(insert(VectorRow).from_select(
+                ["image_id", "model_id", "seq", "data"],
+                select(StagedVectorRow.image_id, StagedVectorRow.model_id, literal(seq), StagedVectorRow.data)
+                .where(StagedVectorRow.model_id == model_id)))
+            s.execute(delete(StagedVectorRow))
+            s.execute(delete(ModelRow).where(ModelRow.id != model_id))
+            s.execute(update(ModelRow).where(ModelRow.id == model_id).values(pending=False))
 
     # -- roots -----------------------------------------------------------------
     def adopt_roots(self, root: Root, inner: list[Root]) -> None:
@@ -161,8 +212,8 @@ class LibraryWriter:
             seq = _bump_generation(s) if copied or gone else None
             ids = _write_images(s, copied, [_image_values(f, now, STATUS_OK, None, source[f.digest].width,
                                                           source[f.digest].height) for f in copied], now)
-            _insert_vectors(s, [dict(image_id=ids[f.path], model_id=source[f.digest].model_id, seq=seq,
-                                     data=source[f.digest].data) for f in copied])
+            _insert(s, VectorRow, [dict(image_id=ids[f.path], model_id=source[f.digest].model_id, seq=seq,
+                                        data=source[f.digest].data) for f in copied])
             _delete_images(s, gone)
         return {f.path for f in copied}
 
@@ -183,9 +234,8 @@ class LibraryWriter:
         with self._session.begin() as s:
             seq = _bump_generation(s)
             ids = _write_images(s, files, rows, now)
-            _insert_vectors(s, [dict(image_id=ids[f.path], model_id=model_id, seq=seq,
-                                     data=np.ascontiguousarray(vectors[f.path][0], dtype=np.float32).tobytes())
-                                for f in files if f.path in vectors])
+            _insert(s, VectorRow, [dict(image_id=ids[f.path], model_id=model_id, seq=seq,
+                                        data=_blob(vectors[f.path][0])) for f in files if f.path in vectors])
 
 
 def _bump_generation(s: Session) -> int:
@@ -218,9 +268,14 @@ def _write_images(s: Session, files: list[ImageFile], rows: list[dict], now: flo
     return ids
 
 
-def _insert_vectors(s: Session, rows: list[dict]) -> None:
+def _insert(s: Session, table: type[VectorRow] | type[StagedVectorRow], rows: list[dict]) -> None:
     if rows:
-        s.execute(insert(VectorRow), rows)
+        s.execute(insert(table), rows)
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    """A raw vector as the database keeps it: float32 bytes."""
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
 class _Indexed(NamedTuple):
@@ -244,8 +299,10 @@ def _vectors_by_hash(s: Session, hashes: list[str]) -> dict[str, _Indexed]:
 
 
 def _delete_vectors(s: Session, ids: list[int]) -> None:
+    """Drop the images' vectors, staged ones too: a file that changed must be embedded again by either model."""
     for part in in_chunks(ids):
         s.execute(delete(VectorRow).where(VectorRow.image_id.in_(part)))
+        s.execute(delete(StagedVectorRow).where(StagedVectorRow.image_id.in_(part)))
 
 
 def _delete_images(s: Session, ids: list[int]) -> None:

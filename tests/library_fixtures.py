@@ -48,8 +48,8 @@ def make_tree(root: Path, styles: int = 8, per_style: int = 3) -> list[Path]:
             for s in range(styles) for v in range(per_style)]
 
 
-def tiny_model_file(folder: Path, seed: int = 3, name: str = "tiny-s") -> Path:
-    info = ModelInfo(name=name, config=ModelConfig(input_size=64), trained=False, training_data="none (test)")
+def tiny_model_file(folder: Path, seed: int = 3, name: str = "tiny-s", input_size: int = 64) -> Path:
+    info = ModelInfo(name=name, config=ModelConfig(input_size=input_size), trained=False, training_data="none (test)")
     return save_model(folder / f"{name}-{seed}.safetensors", build_model(info.config, seed=seed), info)
 
 

@@ -7,7 +7,7 @@ It only presents, and is made of parts (the shape of Picard's ``ui/mainwindow``)
 - :mod:`.search_controller`: when to search and which answer to show;
 - :mod:`.moodboard_controller`: named moodboards and the cards' menu;
 - :mod:`.library_controller`: folders, counts, indexing and unreadable files;
-- :mod:`.model_controller`: the style model in use and the Settings dialog;
+- :mod:`.model_controller`: the style model in use, the Model menu, Settings and Teach Styles;
 - :mod:`.result_actions`: a result's menu, "more like this", the preview;
 - :mod:`.desktop`: opening, revealing and copying files.
 
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from PySide6.QtCore import QMimeData, Qt
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QMainWindow, QToolBar
 
 from app import icons
 from app.dropping import DropContent, read_mime, read_paths, save_pasted
@@ -78,7 +78,8 @@ class MainWindow(QMainWindow):
         self.act = create_actions(self)
         self.ui = MainWidgets(self, self.act, self.moodboard, self.results)
         self.desktop = Desktop(self.engine.pool, self)
-        self.models = ModelController(self.engine, self.settings, self.ui, self)
+        self.models = ModelController(self.engine, self.settings, self.ui, self.act, self)
+        self.findChild(QToolBar, "mainToolbar").insertWidget(self.act.settings, self.models.menu_button())
         self.library = LibraryController(self.engine, self.settings, self.ui, self.act, self.desktop, self)
         self.search = SearchController(self.engine, self.moodboard, self.results, self.ui.filters, self)
         self.boards = MoodboardController(self.engine, self.moodboard, self.act, self.ui.boards_menu,
@@ -104,6 +105,7 @@ class MainWindow(QMainWindow):
                               (act.rename.triggered, self.boards.prompt_rename),
                               (act.delete.triggered, self.boards.prompt_delete),
                               (act.settings.triggered, self.models.show_settings),
+                              (act.teach.triggered, self.models.show_teach),
                               (act.bigger.triggered, lambda: self.set_tile_size(self.thumbs.edge + TILE_STEP)),
                               (act.smaller.triggered, lambda: self.set_tile_size(self.thumbs.edge - TILE_STEP)),
                               (act.quit.triggered, self.close),
@@ -112,9 +114,9 @@ class MainWindow(QMainWindow):
             trigger.connect(slot)
         for part in (self.models, self.library, self.boards):
             part.changed.connect(self.update_state)
-        for status in (self.boards.status, self.desktop.status):
+        for status in (self.boards.status, self.desktop.status, self.models.status):
             status.connect(self.statusBar().showMessage)
-        for error in (self.library.error, self.desktop.error, e.failed):
+        for error in (self.library.error, self.desktop.error, self.models.error, e.failed):
             error.connect(self.show_error)
         self.boards.warning.connect(lambda message: ui.banner.show_message(message, "warning"))
         self.models.tile_size_chosen.connect(self.set_tile_size)
@@ -169,6 +171,7 @@ class MainWindow(QMainWindow):
         has_roots = bool(self.library.roots)
         self.act.rescan.setEnabled(e.library_open and e.has_model and not e.indexing and has_roots)
         self.act.add.setEnabled(e.has_model)
+        self.act.teach.setEnabled(e.ready)
         ui.empty_add.setEnabled(e.has_model)
         first_run = e.library_open and not has_roots and not e.indexing and not has_board
         ui.query.setVisible(not first_run)
@@ -325,6 +328,7 @@ class MainWindow(QMainWindow):
         s.set("moodboard_name", self.boards.name or "")
         s.sync()
         self.hide()  # an indexing run finishes its batch before the app exits; no frozen window meanwhile
+        self.models.shutdown()
         self.engine.shutdown()
         self.thumbs.wait_idle(5000)
         self.board_thumbs.wait_idle(5000)

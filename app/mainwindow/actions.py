@@ -27,6 +27,7 @@ class MainActions:
     rename: QAction
     delete: QAction
     settings: QAction
+    teach: QAction
     bigger: QAction
     smaller: QAction
     quit: QAction
@@ -59,6 +60,8 @@ def create_actions(window: QWidget) -> MainActions:
         rename=_action(window, "Rename Moodboard…"),
         delete=_action(window, "Delete Moodboard…"),
         settings=_action(window, "Settings…", "settings", keys.Preferences, "Device, model file, thumbnail size"),
+        teach=_action(window, "Teach Styles…", None, None,
+                      "Fine-tune the model on groups of your own art, measured before and after"),
         bigger=_action(window, "Larger Tiles", None, keys.ZoomIn),
         smaller=_action(window, "Smaller Tiles", None, keys.ZoomOut),
         quit=_action(window, "Quit", None, keys.Quit),
