@@ -44,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.desktop_entry import APP_ID
     from app.icons import app_icon
     from app.mainwindow import MainWindow
+    from app.mainwindow.desktop import release_clipboard
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     # The name is the X11 window class the desktop entry's StartupWMClass names, and the
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server = InstanceServer(name, window)
     server.received.connect(window.open_files)
     server.listen()
+    app.aboutToQuit.connect(release_clipboard)
     window.show()
     if images:
         window.open_files(images)

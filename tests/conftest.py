@@ -45,6 +45,19 @@ def _isolated_user_dirs(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(base / "state"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _qt_exits_cleanly():
+    """pytest-qt's QApplication lives until the interpreter exits, and never emits aboutToQuit: hand the
+    clipboard's Python-made data to Qt as the app does on quit, or Qt's exit handlers crash PySide."""
+    yield
+    from PySide6.QtWidgets import QApplication
+
+    if QApplication.instance() is not None:
+        from app.mainwindow.desktop import release_clipboard
+
+        release_clipboard()
+
+
 @pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """Code under test may set torch's thread count (the embedder does); the next test must not inherit it."""

@@ -292,3 +292,23 @@ def test_prune_cache_keeps_the_newest_thumbnails(tmp_path):
         os.utime(f, (_time.time() - 100 + i, _time.time() - 100 + i))
     assert prune_cache(tmp_path, limit=250) == 3
     assert sorted(p.name for p in (tmp_path / "ab").iterdir()) == ["3.jpg", "4.jpg"]
+
+
+def test_clipboard_data_made_in_python_is_handed_to_qt_before_exit(qapp):
+    """Qt frees the clipboard's data after Python has gone; Python-made QMimeData then crashes at exit."""
+    import shiboken6
+    from PySide6.QtGui import QGuiApplication, QImage
+
+    from app.mainwindow.desktop import release_clipboard
+
+    image = QImage(8, 8, QImage.Format.Format_RGB32)
+    image.fill(0xFF2040)
+    mime = QMimeData()
+    mime.setImageData(image)
+    mime.setUrls([QUrl.fromLocalFile("/tmp/a.png")])
+    clipboard = QGuiApplication.clipboard()
+    clipboard.setMimeData(mime)
+    assert shiboken6.createdByPython(clipboard.mimeData())
+    release_clipboard()
+    assert not shiboken6.createdByPython(clipboard.mimeData())
+    assert clipboard.image().pixel(0, 0) == image.pixel(0, 0)

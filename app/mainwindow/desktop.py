@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+import shiboken6
 from PySide6.QtCore import QMimeData, QObject, QProcess, QThreadPool, QUrl, Signal
 from PySide6.QtGui import QDesktopServices, QGuiApplication, QImage
 
@@ -91,3 +92,22 @@ class Desktop(QObject):
 
         run_in_thread(read_preview, path, COPY_EDGE, pool=self.pool, context=self, returned=done,
                       errored=lambda exc: self.error.emit(f"The image could not be copied: {exc}"))
+
+
+def release_clipboard() -> None:
+    """Swap clipboard data made in Python (Copy Image's QMimeData) for a copy Qt owns; call before exit.
+
+    Qt deletes the clipboard's data in its own exit handlers, after Python has shut down; a
+    QMimeData that Python created then crashes PySide (a segfault at exit, seen after Copy Image).
+    The image or text stays on the clipboard for whoever pastes after we quit; only the file URL goes.
+    """
+    clipboard = QGuiApplication.clipboard()
+    mime = clipboard.mimeData()
+    if mime is None or not shiboken6.createdByPython(mime):
+        return
+    if mime.hasImage():
+        clipboard.setImage(clipboard.image())
+    elif mime.hasText():
+        clipboard.setText(mime.text())
+    else:
+        clipboard.clear()
