@@ -13,6 +13,7 @@ import inspect
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import shiboken6
@@ -40,11 +41,16 @@ class WorkerSignals(QObject):
 class Worker(QRunnable):
     """Runs ``func(*args, **kwargs)`` on a thread pool and reports by signals.
 
-    The worker keeps itself alive (``_live``) until it finishes: Python would
-    otherwise collect a started runnable whose only reference was local.
+    The worker keeps itself alive (``_live``) until the GUI thread has received its
+    ``finished``: Python would otherwise collect a started runnable whose only
+    reference was local. The release runs on the GUI thread, after every signal the
+    job queued there: released in the pool thread instead, the last reference went
+    as soon as ``run`` returned and deleted ``signals`` under the events still queued
+    from it, and the GUI thread crashed delivering them (a segfault in about one
+    full test run in three).
     """
 
-    _live: set["Worker"] = set()
+    _live: dict[int, "Worker"] = {}
     _live_lock = threading.Lock()
 
     def __init__(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
@@ -64,8 +70,11 @@ class Worker(QRunnable):
         return self._abort.is_set()
 
     def start(self, pool: QThreadPool | None = None) -> "Worker":
+        """Run the job; connect every slot before this, so the release below is the last slot called."""
         with Worker._live_lock:
-            Worker._live.add(self)
+            Worker._live[id(self)] = self
+        # A partial of the key, not a bound method: no reference cycle keeps the worker past its release.
+        self.signals.finished.connect(partial(_release, id(self)))
         (pool or QThreadPool.globalInstance()).start(self)
         return self
 
@@ -85,8 +94,6 @@ class Worker(QRunnable):
         finally:
             self.done.set()
             sig.finished.emit()
-            with Worker._live_lock:
-                Worker._live.discard(self)
 
     def _drive(self, gen) -> Any:
         try:
@@ -98,6 +105,12 @@ class Worker(QRunnable):
                 self.signals.progress.emit(value)
         except StopIteration as stop:
             return stop.value
+
+
+def _release(key: int) -> None:
+    """Drop the keep-alive reference of the worker ``key`` (on the GUI thread: see :class:`Worker`)."""
+    with Worker._live_lock:
+        Worker._live.pop(key, None)
 
 
 def guarded(context: QObject | None, slot: Callable) -> Callable:

@@ -312,3 +312,20 @@ def test_clipboard_data_made_in_python_is_handed_to_qt_before_exit(qapp):
     release_clipboard()
     assert not shiboken6.createdByPython(clipboard.mimeData())
     assert clipboard.image().pixel(0, 0) == image.pixel(0, 0)
+
+
+def test_a_finished_worker_lives_until_the_gui_thread_has_its_signals(qtbot):
+    """Collected in the pool thread, a worker deleted its signals under events still queued from them."""
+    import shiboken6
+
+    from app.workers import Worker, run_in_thread
+
+    got = []
+    worker = run_in_thread(lambda: 42, returned=got.append)
+    key = id(worker)
+    assert worker.done.wait(10)
+    signals = worker.signals
+    del worker
+    assert key in Worker._live and shiboken6.isValid(signals) and got == []  # nothing delivered yet
+    qtbot.waitUntil(lambda: key not in Worker._live, timeout=5000)
+    assert got == [42]
