@@ -15,7 +15,7 @@ from trainer.corpora.__main__ import main as cli_main
 from trainer.corpora.card import card_from
 from trainer.corpora.build import MANIFEST_FIELDS, BuildConfig, run_build, slug
 from trainer.corpora.reserved import reserved_reason
-from trainer.corpora.sources import GroupSpec, Item, Source
+from trainer.corpora.spec import GroupSpec, Item, Source
 from trainer.corpora.imaging import fit_object
 
 # The module, not the function of the same name that trainer.corpora re-exports.

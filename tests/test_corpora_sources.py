@@ -182,7 +182,8 @@ def test_artist_key_merges_spellings_and_drops_placeholders():
 
 
 def test_kde_groups_are_themes_not_files(tmp_path):
-    from trainer.corpora.sources import Context, discover_kde
+    from trainer.corpora.sources import discover_kde
+    from trainer.corpora.spec import Context
 
     svg = '<svg xmlns="http://www.w3.org/2000/svg"><rect id="{}" width="4" height="4"/></svg>'
     files = {"kgoldrunner/themes/egypt/actors.svg": "hero", "kgoldrunner/themes/egypt/set.svg": "brick",

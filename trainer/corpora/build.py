@@ -35,7 +35,8 @@ from core.images import BACKGROUND, to_rgb
 from trainer.corpora.imaging import RenderError, pixel_digest
 from trainer.corpora.provenance import FileOwners, package_info
 from trainer.corpora.reserved import reserved_reason
-from trainer.corpora.sources import FONT_SHARE, SOURCES, Context, GroupSpec, Source
+from trainer.corpora.sources import FONT_SHARE, SOURCES
+from trainer.corpora.spec import Context, GroupSpec, Source
 
 BUILDER_VERSION = 3
 # Two images of one group closer than this (mean absolute difference of 16x16 grey
