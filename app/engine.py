@@ -528,16 +528,20 @@ class Engine(QObject):
         self._search_worker = run_in_thread(
             _run_search, self.searcher, library, embedder, request, pool=self.pool, context=self,
             returned=lambda answer, r=request: self._search_returned(library, embedder, r, *answer),
-            errored=self._search_errored, finished=self._search_done)
+            errored=lambda exc, r=request: self._search_errored(embedder, r, exc), finished=self._search_done)
 
     def _search_returned(self, library, embedder, request: SearchRequest, searcher, results: list) -> None:
         self._adopt_searcher(library, embedder, searcher)
         if self._pending is None:  # a newer request makes this answer stale
             self.results.emit(request, list(results))
 
-    def _search_errored(self, exc: BaseException) -> None:
-        if isinstance(exc, ModelMismatchError) and self.switching_to is not None:
-            return  # the library has just switched: the new model's arrival searches again
+    def _search_errored(self, embedder, request: SearchRequest, exc: BaseException) -> None:
+        if isinstance(exc, ModelMismatchError):
+            if embedder is not self.embedder:  # the switched model arrived while this search ran: ask it
+                self._pending = self._pending or request
+                return
+            if self.switching_to is not None:
+                return  # the library has just switched: the new model's arrival searches again
         message = describe_error(exc)
         if isinstance(exc, ModelMismatchError):  # opening the searcher found another model's vectors
             self.model_mismatch.emit(message)

@@ -252,6 +252,38 @@ def test_a_cancelled_switch_keeps_the_model_and_the_next_rescan_finishes_it(qtbo
     assert engine.library.model_record().source == str(other) and engine.library.pending_switch() is None
 
 
+def test_a_search_that_the_switched_model_overtakes_is_asked_again(qtbot, engine, world, monkeypatch):
+    """A search started with the old model can end after the new one has loaded: it is asked again with the
+    new model, not reported as a mismatch (CI once saw this race in the test above)."""
+    import threading
+
+    import app.engine as engine_module
+
+    other = tiny_model_file(world.model.parent, seed=12, name="other", input_size=32)
+    loaded, calls = threading.Event(), []
+    run_search = engine_module._run_search
+
+    def held_until_loaded(searcher, library, embedder, request):
+        calls.append(embedder)
+        if len(calls) == 1:
+            assert loaded.wait(30)  # the first search ends only after the new model is in use
+        return run_search(searcher, library, embedder, request)
+
+    monkeypatch.setattr(engine_module, "_run_search", held_until_loaded)
+    failures, answers = [], []
+    for signal in (engine.search_failed, engine.model_mismatch):
+        signal.connect(failures.append)
+    engine.results.connect(lambda _request, results: answers.append(len(results)))
+    request = SearchRequest([MoodboardEntry(str(world.art / "style00" / "v0.png"))], SearchFilters())
+    engine.model_switched.connect(lambda _spec: engine.search(request))
+    engine.model_ready.connect(lambda _state: loaded.set())
+    with qtbot.waitSignal(engine.model_ready, timeout=30000):
+        assert engine.switch_model(str(other))
+    qtbot.waitUntil(lambda: bool(answers) and not engine.searching, timeout=20000)
+    assert not failures and answers == [STYLES * PER_STYLE + 3 - 1]
+    assert len(calls) == 2 and calls[0] is not calls[1] and calls[1] is engine.embedder
+
+
 def test_discard_changes_nothing(qtbot, dialog, engine, world):
     outcome = finished_run(world, "dropped")
     dialog.controller.outcome = outcome
