@@ -255,7 +255,7 @@ class Engine(QObject):
 
     def read_status(self) -> None:
         """Read counts, roots and unreadable files; they arrive as ``status_read``, then ``failures_read``."""
-        self._library_job(_read_status, returned=self._status_arrived)
+        self.library_job(_read_status, returned=self._status_arrived)
 
     def _status_arrived(self, read: tuple) -> None:
         status, failures = read
@@ -264,39 +264,41 @@ class Engine(QObject):
 
     def remove_root(self, path: str) -> None:
         """Forget a root and its vectors (the library refuses while indexing runs)."""
-        self._library_job(lambda library: library.remove_root(path), returned=lambda _n: self.library_changed.emit())
+        self.library_job(lambda library: library.remove_root(path), returned=lambda _n: self.library_changed.emit())
 
     # -- moodboards ---------------------------------------------------------------------
     def read_moodboards(self) -> None:
         """The saved moodboards' names arrive as ``moodboards_read``."""
-        self._library_job(lambda library: library.moodboards(), returned=self.moodboards_read.emit)
+        self.library_job(lambda library: library.moodboards(), returned=self.moodboards_read.emit)
 
     def save_moodboard(self, name: str, entries: list[MoodboardEntry]) -> None:
         """Save (or replace) a board; answers with ``moodboards_read``, then ``moodboard_saved``."""
-        self._library_job(_save_moodboard, name, entries,
+        self.library_job(_save_moodboard, name, entries,
                           returned=lambda names, n=name: self._moodboards_changed(names, self.moodboard_saved, n))
 
     def load_moodboard(self, name: str) -> None:
         """A saved board's entries arrive as ``moodboard_loaded``."""
-        self._library_job(_load_moodboard, name,
+        self.library_job(_load_moodboard, name,
                           returned=lambda loaded, n=name: self.moodboard_loaded.emit(n, *loaded))
 
     def rename_moodboard(self, old: str, new: str) -> None:
         """Answers with ``moodboards_read``, then ``moodboard_renamed``."""
-        self._library_job(_rename_moodboard, old, new, returned=lambda names, o=old, n=new.strip():
+        self.library_job(_rename_moodboard, old, new, returned=lambda names, o=old, n=new.strip():
                           self._moodboards_changed(names, self.moodboard_renamed, o, n))
 
     def delete_moodboard(self, name: str) -> None:
         """Answers with ``moodboards_read``, then ``moodboard_deleted``."""
-        self._library_job(_delete_moodboard, name,
+        self.library_job(_delete_moodboard, name,
                           returned=lambda names, n=name: self._moodboards_changed(names, self.moodboard_deleted, n))
 
     def _moodboards_changed(self, names: list[str], signal, *args: str) -> None:
         self.moodboards_read.emit(names)
         signal.emit(*args)
 
-    def _library_job(self, func, *args, returned) -> None:
+    def library_job(self, func, *args, returned) -> None:
         """Run ``func(library, *args)`` off the GUI thread; errors become ``failed`` messages.
+
+        Pages of the window (library, styles, duplicates) read the store through this, never directly.
 
         Without an open library there is nothing to read or change, and nothing happens.
         """
