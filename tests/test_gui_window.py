@@ -262,11 +262,15 @@ def test_failures_view_lists_unreadable_files(qtbot, window, art):
 
 
 def fake_dbus_send(folder: Path, exit_code: int) -> Path:
-    """A dbus-send on PATH that records its arguments and exits with ``exit_code``."""
+    """A dbus-send on PATH that records its arguments and exits with ``exit_code``.
+
+    The record appears whole (written aside, then renamed): a test waiting for it never reads it half-written.
+    """
     bin_dir = folder / "bin"
     bin_dir.mkdir(exist_ok=True)
     script = bin_dir / "dbus-send"
-    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder}/dbus-args.txt"\nexit {exit_code}\n')
+    script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder}/dbus-args.part"\n'
+                      f'mv "{folder}/dbus-args.part" "{folder}/dbus-args.txt"\nexit {exit_code}\n')
     script.chmod(0o755)
     return bin_dir
 
