@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 import threading
 from pathlib import Path
@@ -270,7 +271,7 @@ def fake_dbus_send(folder: Path, exit_code: int) -> Path:
     bin_dir.mkdir(exist_ok=True)
     script = bin_dir / "dbus-send"
     script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{folder}/dbus-args.part"\n'
-                      f'mv "{folder}/dbus-args.part" "{folder}/dbus-args.txt"\nexit {exit_code}\n')
+                      f'{shutil.which("mv")} "{folder}/dbus-args.part" "{folder}/dbus-args.txt"\nexit {exit_code}\n')
     script.chmod(0o755)
     return bin_dir
 
