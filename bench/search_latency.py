@@ -108,6 +108,8 @@ def sweep(corpus: np.ndarray, query_sets: dict[str, np.ndarray], ms: list[int], 
           k: int = 10) -> dict:
     import hnswlib
 
+    from core.vector_index import HNSW_EF_CONSTRUCTION
+
     truth, times = {}, []
     for name, queries in query_sets.items():
         truth[name] = []
@@ -118,13 +120,13 @@ def sweep(corpus: np.ndarray, query_sets: dict[str, np.ndarray], ms: list[int], 
     out = {"n": len(corpus), "dim": corpus.shape[1], "exact": percentiles(times), "hnsw": []}
     for m in ms:
         graph = hnswlib.Index(space="cosine", dim=corpus.shape[1])
-        graph.init_index(max_elements=len(corpus), M=m, ef_construction=200)
+        graph.init_index(max_elements=len(corpus), M=m, ef_construction=HNSW_EF_CONSTRUCTION)
         t = time.perf_counter()
         graph.add_items(corpus, np.arange(len(corpus)), num_threads=-1)
         build = time.perf_counter() - t
         for ef in efs:
             graph.set_ef(max(ef, k))
-            row = {"M": m, "ef_construction": 200, "ef": ef, "build_s": round(build, 1)}
+            row = {"M": m, "ef_construction": HNSW_EF_CONSTRUCTION, "ef": ef, "build_s": round(build, 1)}
             times = []
             for name, queries in query_sets.items():
                 hits = 0

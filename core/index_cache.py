@@ -132,7 +132,7 @@ class IndexCache:
             self._build(state)
 
     def _build(self, state: LibraryState) -> None:
-        count = len(self.library.vector_ids())
+        count = self.library.vector_count()
         index: VectorIndex = ExactIndex(self.dim) if count < EXACT_LIMIT else HnswIndex(self.dim, count)
         for ids, raw, _ in self.library.iter_vectors(0):
             index.add(ids, self.finish(raw))
@@ -141,12 +141,18 @@ class IndexCache:
         self._save_if_graph()
 
     def _patch(self, state: LibraryState) -> None:
-        """Add what was written since our generation and drop what was deleted."""
+        """Add what was written since our generation and drop what was deleted.
+
+        Every vector the database holds is in the index once the newer ones are added (a
+        rewritten vector gets a new ``seq``), so equal counts mean nothing was deleted, and
+        the list of every id, a second at a million images, is read only when something was.
+        A write landing meanwhile moves the generation past ``state``: the next call patches again.
+        """
         index = self.index
         for ids, raw, _ in self.library.iter_vectors(self.state.generation):
             index.add(ids, self.finish(raw))
-        gone = np.setdiff1d(index.labels(), self.library.vector_ids())
-        index.remove(gone)
+        if len(index) != self.library.vector_count():
+            index.remove(np.setdiff1d(index.labels(), self.library.vector_ids()))
         self.state = state
         if isinstance(index, ExactIndex) and len(index) >= EXACT_LIMIT * 1.1:
             self._build(state)

@@ -75,6 +75,8 @@ def is_image(path: str, name: str) -> bool:
 def _hidden(entry: os.DirEntry) -> bool:
     if entry.name.startswith("."):
         return True
+    if os.name != "nt":
+        return False  # only Windows has a hidden attribute; elsewhere asking for it costs a stat per entry
     attrs = getattr(entry.stat(follow_symlinks=False), "st_file_attributes", 0)
     return bool(attrs & _HIDDEN_ATTRIBUTE)
 
@@ -84,12 +86,14 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
 
     Unreadable folders, links to nothing and names that cannot be stored as text are
     entries with an ``error``; so is an image-named entry that cannot be examined.
+    A folder's relative path is worked out once for all its files: a re-index of an
+    unchanged library is mostly this walk (bench/library_scale.py).
     """
     root = os.fspath(root)
     seen: set[tuple[int, int]] = set()
-    stack = [root]
+    stack = [(root, "")]
     while stack:
-        folder = stack.pop()
+        folder, prefix = stack.pop()
         try:
             st = os.stat(folder)
             if (st.st_dev, st.st_ino) in seen:
@@ -97,35 +101,35 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
             seen.add((st.st_dev, st.st_ino))
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
-            yield _entry(root, folder, _lstat(folder), f"cannot read this folder: {exc.strerror}")
+            yield _entry(prefix.rstrip("/") or ".", _lstat(folder), f"cannot read this folder: {exc.strerror}")
             continue
         for entry in entries:
+            rel = prefix + entry.name
             try:
                 if _hidden(entry):
                     continue
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
+                    stack.append((entry.path, rel + "/"))
                     continue
                 if entry.is_symlink() and not os.path.exists(entry.path):
                     if named_as_image(entry.name):
-                        yield _entry(root, entry.path, _lstat(entry.path), "broken link: its target is missing")
+                        yield _entry(rel, _lstat(entry.path), "broken link: its target is missing")
                     continue
                 if not entry.is_file(follow_symlinks=True) or not is_image(entry.path, entry.name):
                     continue
                 st = entry.stat(follow_symlinks=True)
             except OSError as exc:
                 if named_as_image(entry.name):
-                    yield _entry(root, entry.path, _lstat(entry.path), f"cannot read it: {exc.strerror}")
+                    yield _entry(rel, _lstat(entry.path), f"cannot read it: {exc.strerror}")
                 else:
                     log.warning("cannot read %s: %s", entry.path, exc)
                 continue
             if stat.S_ISREG(st.st_mode):
-                yield _entry(root, entry.path, st)
+                yield _entry(rel, st)
 
 
-def _entry(root: str, path: str, st: os.stat_result | None, error: str | None = None) -> FileEntry:
-    """The entry for ``path``; a path that is not valid text gets a printable relpath and an error."""
-    rel = Path(os.path.relpath(path, root)).as_posix()
+def _entry(rel: str, st: os.stat_result | None, error: str | None = None) -> FileEntry:
+    """The entry for the POSIX relative path ``rel``; an invalid-text path gets a printable one and an error."""
     try:
         rel.encode("utf-8")
     except UnicodeEncodeError:

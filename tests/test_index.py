@@ -184,3 +184,23 @@ def test_saving_removes_old_graphs_and_stale_temp_files_but_not_a_fresh_one(tmp_
     save_graph(tmp_path, index, state(2), "model-a")
     assert not (tmp_path / first).exists() and not stale.exists() and busy.exists()
     assert load_graph(tmp_path, "model-a", 4, vouch)[1] == state(2)
+
+
+def test_patching_reads_every_id_only_after_a_deletion(graph_library, tmp_path, monkeypatch):
+    """Adding images patches without listing every vector id (a second at a million); deleting still removes."""
+    lib, embedder, paths = graph_library
+    cache = IndexCache(lib, embedder.finish, fingerprint(embedder), embedder.dim)
+    cache.current()
+    listed = []
+    vector_ids = Library.vector_ids
+    monkeypatch.setattr(Library, "vector_ids", lambda self: listed.append(1) or vector_ids(self))
+    style_image(tmp_path / "art" / "new" / "a.png", 40)
+    list(index_folders(lib, [], embedder, workers=0))
+    assert len(cache.current()) == len(paths) + 1
+    assert listed == []
+    gone = lib.find_image(paths[0])[0]
+    paths[0].unlink()
+    list(index_folders(lib, [], embedder, workers=0))
+    index = cache.current()
+    assert gone not in index.labels() and len(index) == len(paths)
+    assert listed
