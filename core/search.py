@@ -5,6 +5,10 @@ A moodboard is queried by the re-normalised mean of its images' unit vectors
 Negative images are averaged the same way and subtracted at
 ``NEGATIVE_STRENGTH``, which turns the query away from their style without
 letting a single "less like this" outweigh the whole board.
+
+Results are ranked by CSLS, a hubness correction, unless the filters ask for the
+plain cosine, and every result carries its calibrated score
+(:mod:`core.calibration`, which also holds the measurements behind both).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core.calibration import CSLS_POOL, Calibration, LibraryScores, csls, label_for
 from core.embedder import Embedder, l2_normalise
 from core.errors import LibraryError, ModelMismatchError, QueryError
 from core.files import content_hash
@@ -42,6 +47,7 @@ class Searcher:
         self.library = library
         self.embedder = embedder
         self.cache = IndexCache(library, embedder.finish, fingerprint(embedder), embedder.dim)
+        self.scores = LibraryScores()
 
     def search(self, items: list[QueryItem], filters: SearchFilters | None = None) -> list[SearchResult]:
         """Images most like the positive items and least like the negative ones.
@@ -141,7 +147,7 @@ class Searcher:
         if filters.k < 1:
             raise QueryError("k must be at least 1")
         allowed = self._allowed(filters)
-        index = self.cache.current()
+        index = library_index = self.cache.current()
         # After the index was brought up to date: a model switch committed before that shows here,
         # so vectors of another model are never ranked (or finished) as this model's.
         _check_model(self.library, self.embedder)
@@ -154,23 +160,41 @@ class Searcher:
                 exact.add(ids, self.embedder.finish(np.stack([raw[int(i)] for i in ids])))
             index, allowed = exact, None
         limit = len(index) if allowed is None else len(allowed)
-        fetch = min(limit, filters.k + len(exclude))
+        calibration = self.scores.calibration(library_index)
+        floor = calibration.cosine_at(filters.min_score) if filters.min_score else float("-inf")
+        fetch = min(limit, filters.k + len(exclude) + (CSLS_POOL if filters.csls else 0))
         while True:
-            ids, scores = index.query(q, fetch, allowed)
+            ids, cosines = index.query(q, fetch, allowed)
+            # Cosines come best first: once one is under the floor, asking for more finds nothing.
+            more = len(ids) == fetch and (not len(ids) or cosines[-1] >= floor)
+            keep = cosines >= floor
+            ids, cosines = ids[keep], cosines[keep]
+            if filters.csls and len(ids):
+                # r(x) is measured against the whole library, also when a sub-folder is searched.
+                order = np.argsort(-csls(cosines, self.scores.hubness(library_index, ids)), kind="stable")
+                ids, cosines = ids[order], cosines[order]
             paths = self.library.image_paths([int(i) for i in ids])
             results = []
-            for i, score in zip(ids, scores):
+            for i, score in zip(ids, cosines):
                 i = int(i)
                 path = paths.get(i)
                 if path is None or i in exclude or (folders and str(Path(path).parent) in folders):
                     continue
                 results.append(SearchResult(path=path, score=float(score), rank=len(results) + 1, image_id=i))
                 if len(results) == filters.k:
-                    return results
-            if fetch >= limit:
-                return results
+                    break
+            if len(results) == filters.k or fetch >= limit or not more:
+                return _calibrated(results, calibration)
             # Exclusions ate into the top k: ask again for more rather than return a short list.
             fetch = min(limit, fetch * 4)
+
+
+def _calibrated(results: list[SearchResult], calibration: Calibration) -> list[SearchResult]:
+    percentiles = calibration.percentile(np.array([r.score for r in results], np.float32))
+    for result, p in zip(results, percentiles.tolist()):
+        result.percentile = p if np.isfinite(p) else None
+        result.label = label_for(result.percentile)
+    return results
 
 
 def _check_model(library: Library, embedder: Embedder) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.calibration import STRONG, label_for
 from core.cli import main
 from core.errors import QueryError
 from core.indexer import index_folders
@@ -44,7 +45,8 @@ def test_near_duplicates_and_siblings_come_first(world):
     top = {Path(r.path).relative_to(tmp / "art").as_posix() for r in results[:PER_STYLE]}
     assert top == {"style00/v1.png", "style00/v2.png", "style00/near.jpg"}
     assert [r.rank for r in results] == list(range(1, 7))
-    assert all(a.score >= b.score for a, b in zip(results, results[1:]))
+    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=6, csls=False))
+    assert all(a.score >= b.score for a, b in zip(plain, plain[1:]))
 
 
 def test_query_from_outside_the_library(world, tmp_path):
@@ -128,7 +130,19 @@ def test_cli_search_json_and_moodboards(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert [r["rank"] for r in out["results"]] == [1, 2, 3]
     assert out["results"][0]["path"] == str(paths[1])
-    assert set(out["results"][0]) == {"path", "score", "rank"}
+    assert set(out["results"][0]) == {"path", "score", "rank", "calibrated", "label"}
+    assert all(0 <= r["calibrated"] <= 100 and r["label"] == label_for(r["calibrated"]) for r in out["results"])
+    assert main(["search", str(paths[0]), "-k", "5", "--min-score", "close", "--json", *lib]) == 0
+    strong = json.loads(capsys.readouterr().out)["results"]
+    assert all(r["calibrated"] >= STRONG for r in strong)
+    assert main(["search", str(paths[0]), "-k", "5", *lib]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 5 and all(0 <= float(row[2]) <= 100 for row in rows)
+    assert main(["search", str(paths[0]), "-k", "5", "--no-csls", "--json", *lib]) == 0
+    plain = [r["score"] for r in json.loads(capsys.readouterr().out)["results"]]
+    assert len(plain) == 5 and plain == sorted(plain, reverse=True)
+    assert main(["search", str(paths[0]), "--min-score", "great", *lib]) == 2
+    assert "--min-score must be" in capsys.readouterr().err
 
     assert main(["moodboard", "create", "blue", str(paths[0]), str(paths[2]), "--weights", "2,1", *lib]) == 0
     moved = tmp_path / "art" / "moved.png"
@@ -192,3 +206,28 @@ def test_filtered_graph_search_matches_exact(world, monkeypatch, filter_exact_ma
     assert len(exact) == PER_STYLE
     assert [r.image_id for r in graph] == [r.image_id for r in exact]
     np.testing.assert_allclose([r.score for r in graph], [r.score for r in exact], atol=1e-5)
+
+
+def test_results_are_ranked_by_csls_and_carry_calibrated_scores(world):
+    _, paths, lib, searcher = world
+    results = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10))
+    index = searcher.cache.current()
+    ranking = 2 * np.array([r.score for r in results]) - searcher.scores.hubness(index, [r.image_id for r in results])
+    assert np.all(np.diff(ranking) <= 1e-6)
+    by_cosine = sorted(results, key=lambda r: r.score)
+    assert all(a.percentile <= b.percentile for a, b in zip(by_cosine, by_cosine[1:]))
+    assert all(0 <= r.percentile <= 100 and r.label == label_for(r.percentile) for r in results)
+    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10, csls=False))
+    assert {r.image_id for r in plain[:3]} == {r.image_id for r in results[:3]}
+
+
+def test_min_score_keeps_exactly_the_results_at_or_above_it(world):
+    _, paths, _, searcher = world
+    everything = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, csls=False))
+    for floor in (STRONG, 50.0):
+        kept = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, csls=False,
+                                                                         min_score=floor))
+        assert [r.image_id for r in kept] == [r.image_id for r in everything if r.percentile >= floor]
+        assert 0 < len(kept) < len(everything)
+    few = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=2, min_score=50.0))
+    assert len(few) <= 2 and all(r.percentile >= 50.0 for r in few)
