@@ -173,6 +173,15 @@ class LibraryWriter:
             _bump_generation(s)
         return int(n or 0)
 
+    def forget_images(self, ids: list[int]) -> int:
+        """Forget the given images and their vectors (their files were moved to the trash); returns how many."""
+        with self._session.begin() as s:
+            known = [i for part in in_chunks(ids) for i in s.scalars(select(ImageRow.id).where(ImageRow.id.in_(part)))]
+            if known:
+                _delete_images(s, known)
+                _bump_generation(s)
+        return len(known)
+
     # -- rescans ---------------------------------------------------------------
     def known_images(self, root_ids: list[int]) -> list[KnownImage]:
         """Every image row under the given roots, to compare with what a scan found there."""
