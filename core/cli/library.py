@@ -1,4 +1,5 @@
-"""Parsers of the library commands: ``aladin index``, ``remove``, ``search``, ``moodboard``, ``status``, ``repair``.
+"""Parsers of the library commands: ``aladin index``, ``remove``, ``search``, ``moodboard``, ``status``,
+``clusters``, ``duplicates``, ``repair``.
 
 The commands themselves live in :mod:`core.cli.library_commands`, imported only when one
 runs: building the parser must not load torch or SQLAlchemy, because ``aladin --help``,
@@ -91,6 +92,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_command("run_status"))
 
+    p = sub.add_parser("clusters", help="group the library into style clusters, each with its most typical images")
+    p.add_argument("--k", type=int, default=None, metavar="N",
+                   help="how many clusters (default: about the square root of half the images, at most 64)")
+    p.add_argument("--recompute", action="store_true",
+                   help="cluster again even when the saved clusters are still usable")
+    p.add_argument("--json", action="store_true", help="print a JSON object with a 'clusters' list")
+    _add_library_option(p)
+    add_model_options(p)
+    p.set_defaults(func=_command("run_clusters"))
+
+    p = sub.add_parser("duplicates", help="groups of images that show the same picture: exact copies, and "
+                                          "resized, re-encoded, slightly cropped or rotated ones")
+    p.add_argument("--json", action="store_true", help="print a JSON object with a 'groups' list")
+    _add_library_option(p)
+    add_model_options(p)
+    p.set_defaults(func=_command("run_duplicates"))
+
     p = sub.add_parser("repair", help="check the library database and recover what is readable from a damaged one")
     _add_library_option(p)
     p.set_defaults(func=_command("run_repair"))
@@ -111,4 +129,10 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--folder", default=None, metavar="DIR", help="only results under this sub-folder")
     p.add_argument("--exclude-query-folder", action="store_true",
                    help="leave out results in the same folder as a query image")
+    p.add_argument("--min-score", default=None, metavar="SCORE",
+                   help="only results with at least this calibrated score: 0-100, the percentile of the result's "
+                        "similarity among the library's own nearest-neighbour similarities, or a label "
+                        "('very close' = 90, 'close' = 75, 'related' = 40)")
+    p.add_argument("--no-csls", dest="csls", action="store_false",
+                   help="rank by plain cosine similarity instead of the hubness-corrected CSLS score")
     p.add_argument("--json", action="store_true", help="print a JSON object with a 'results' list")

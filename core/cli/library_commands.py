@@ -17,11 +17,14 @@ from pathlib import Path
 from tqdm import tqdm
 
 from core.cli.options import check_batch_options
+from core.calibration import parse_min_score
 from core.cli.output import print_lines
+from core.clusters import StyleClusters
+from core.duplicates import find_duplicates
 from core.embedder import Embedder
 from core.errors import LibraryError, QueryError
 from core.indexer import IndexSummary, index_folders
-from core.library import Library
+from core.library import Library, ModelRecord
 from core.modelfile import load_model
 from core.query import QueryItem, SearchFilters
 from core.repair import RepairReport, repair
@@ -130,22 +133,40 @@ def _items(images: list[str], negatives: list[str], weights: str | None) -> list
             + [QueryItem(str(Path(p).resolve()), 1.0, negative=True) for p in negatives])
 
 
-def _search(args: argparse.Namespace, library: Library, items: list[QueryItem]) -> int:
+def _open_searcher(args: argparse.Namespace, library: Library) -> tuple[ModelRecord, Searcher]:
+    """The library's model record and a searcher with its model (or ``--model``, which must match it)."""
     record = library.model_record()
     if record is None:
         raise LibraryError(f"the library {library.folder} is empty; index a folder first (aladin index FOLDER)")
     embedder = Embedder(load_model(_model_spec(args, library)), device=args.device, which=record.which)
-    searcher = Searcher(library, embedder)
+    return record, Searcher(library, embedder)
+
+
+def _search(args: argparse.Namespace, library: Library, items: list[QueryItem]) -> int:
+    min_score = parse_min_score(args.min_score) if args.min_score is not None else None
+    record, searcher = _open_searcher(args, library)
     filters = SearchFilters(roots=args.root, folder=args.folder, exclude_query_folders=args.exclude_query_folder,
-                            k=args.k)
+                            k=args.k, min_score=min_score, csls=args.csls)
     results = searcher.search(items, filters)
     if args.json:
         print_lines([json.dumps({"model": record.name, "query": [asdict(i) for i in items],
-                                 "results": [{"path": r.path, "score": round(r.score, 6), "rank": r.rank}
+                                 "results": [{"path": r.path, "score": round(r.score, 6), "rank": r.rank,
+                                              "calibrated": _rounded(r.percentile), "label": r.label}
                                              for r in results]}, ensure_ascii=False)])
     else:
-        print_lines(f"{r.rank:3d}  {r.score:.4f}  {r.path}" for r in results)
+        print_lines(f"{r.rank:3d}  {r.score:.4f}  {_calibrated(r)}  {r.path}" for r in results)
     return 0
+
+
+def _rounded(percentile: float | None) -> float | None:
+    return None if percentile is None else round(percentile, 1)
+
+
+def _calibrated(result) -> str:
+    """The calibrated score and its label in fixed-width columns ("-" where there is none)."""
+    if result.percentile is None:
+        return f"{'-':>5s} {'':10s}"
+    return f"{result.percentile:5.1f} {result.label:10s}"
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -222,6 +243,61 @@ def run_status(args: argparse.Namespace) -> int:
     for failure in failures:
         print(f"failed: {failure.path}: {failure.reason}")
     return 0
+
+
+def run_clusters(args: argparse.Namespace) -> int:
+    with Library.open(args.library) as library:
+        clusters = StyleClusters.for_searcher(_open_searcher(args, library)[1])
+        with _cancel_on_ctrl_c() as cancel:
+            styles = (clusters.recompute if args.recompute else clusters.current)(args.k, cancel)
+    if styles is None:
+        print("aladin: stopped before the clusters were computed", file=sys.stderr)
+        return 130
+    if args.json:
+        print_lines([json.dumps({"k": styles.k, "requested_k": styles.requested_k, "images": styles.count,
+                                 "assigned": styles.assigned,
+                                 "clusters": [{"id": c.id, "size": c.size, "cohesion": round(c.cohesion, 6),
+                                               "representatives": c.representatives} for c in styles.clusters]},
+                                ensure_ascii=False)])
+        return 0
+    since = f"; {styles.assigned} changed since, placed in their nearest style" if styles.assigned else ""
+    lines = [f"{len(styles.clusters)} styles in {styles.count} images{since}"]
+    for c in styles.clusters:
+        lines.append(f"style {c.id}: {c.size} images, cohesion {c.cohesion:.3f}")
+        lines.extend(f"  {path}" for path in c.representatives)
+    print_lines(lines)
+    return 0
+
+
+def run_duplicates(args: argparse.Namespace) -> int:
+    with Library.open(args.library) as library:
+        index = _open_searcher(args, library)[1].cache.current() if library.model_record() else None
+        with _cancel_on_ctrl_c() as cancel:
+            report = find_duplicates(library, index, cancel=cancel)
+    if report is None:
+        print("aladin: stopped before the duplicates were found", file=sys.stderr)
+        return 130
+    if args.json:
+        print_lines([json.dumps({"groups": [asdict(g) for g in report.groups],
+                                 "skipped": [asdict(f) for f in report.skipped],
+                                 "pairs_checked": report.pairs_checked, "seconds": round(report.seconds, 3)},
+                                ensure_ascii=False)])
+        return 0
+    lines = []
+    for n, group in enumerate(report.groups, 1):
+        lines.append(f"group {n}: {len(group.files)} {'identical files' if group.exact else 'copies'}")
+        lines.extend(f"  {_dimensions(f.width, f.height):>11s}  {f.size:>11,d} B  {f.path}" for f in group.files)
+    print_lines(lines)
+    files = sum(len(g.files) for g in report.groups)
+    print(f"{len(report.groups)} groups of duplicates ({files} files); {report.pairs_checked} similar pairs "
+          f"compared in {report.seconds:.1f} s", file=sys.stderr)
+    for failure in report.skipped:
+        print(f"  skipped: {failure.path}: {failure.reason}", file=sys.stderr)
+    return 0
+
+
+def _dimensions(width: int | None, height: int | None) -> str:
+    return f"{width}x{height}" if width and height else "?"
 
 
 def run_repair(args: argparse.Namespace) -> int:
