@@ -3,7 +3,9 @@
 Both delegates draw straight from model roles and never load anything: a
 missing thumbnail is a placeholder until the model reports it changed. The
 moodboard card's little buttons are regions hit-tested in ``editorEvent`` and
-edit the model through ``setData``, like any other editor would.
+edit the model through ``setData``, like any other editor would. A result tile
+carries its calibrated score (:mod:`core.calibration`) as a badge in the top-left
+corner, coloured by its label, when the model gives one (``CalibratedScoreRole``).
 """
 
 from __future__ import annotations
@@ -15,11 +17,16 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPainterPath, Q
 from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem
 
 from app.moodboard_model import MAX_WEIGHT, MIN_WEIGHT
-from app.roles import NegativeRole, PathRole, ScoreRole, ThumbFailedRole, WeightRole
+from core.calibration import label_for
+
+from app.roles import CalibratedScoreRole, NegativeRole, PathRole, ThumbFailedRole, WeightRole
 
 RADIUS = 6
 NEGATIVE = QColor(214, 69, 65)
 WEIGHT_STEP = 0.5
+# Badge colours by label: the strong ones stand out, the weak ones recede.
+BADGE_COLOURS = {"very close": QColor(30, 140, 70, 225), "close": QColor(35, 105, 170, 225),
+                 "related": QColor(0, 0, 0, 150), "weak": QColor(0, 0, 0, 95)}
 
 
 def mix(a: QColor, b: QColor, t: float) -> QColor:
@@ -66,8 +73,15 @@ def chip(painter: QPainter, anchor: QPointF, text: str, font: QFont, bg: QColor,
     return rect
 
 
+def badge_text(percentile: float | None, expanded: bool = False) -> str | None:
+    """A tile's badge: the calibrated score, with its label while the tile is hovered or selected."""
+    if percentile is None:
+        return None
+    return f"{percentile:.0f} · {label_for(percentile)}" if expanded else f"{percentile:.0f}"
+
+
 class TileDelegate(QStyledItemDelegate):
-    """A results tile: thumbnail, file name, and the score while hovered or selected."""
+    """A results tile: thumbnail, file name, and a badge with the calibrated score when the model gives one."""
 
     def __init__(self, edge: int = 160, parent=None) -> None:
         super().__init__(parent)
@@ -108,11 +122,11 @@ class TileDelegate(QStyledItemDelegate):
             painter.setPen(QPen(pal.color(QPalette.ColorRole.Highlight), 2))
             painter.drawRoundedRect(QRectF(drawn).adjusted(-1, -1, 1, 1), 4, 4)
         small = self.small_font(option.font)
-        if hovered or selected:
-            score = index.data(ScoreRole)
-            if score is not None:
-                chip(painter, QPointF(drawn.right() - 4, drawn.top() + 4), f"{score:.3f}", small,
-                     QColor(0, 0, 0, 160), QColor(255, 255, 255))
+        percentile = index.data(CalibratedScoreRole)
+        badge = badge_text(percentile, hovered or selected)
+        if badge:
+            chip(painter, QPointF(drawn.left() + 4, drawn.top() + 4), badge, small,
+                 BADGE_COLOURS[label_for(percentile)], QColor(255, 255, 255), align_right=False)
         caption = QRect(cell.left() + 4, thumb.bottom() + 3, cell.width() - 8, self.caption_height(option) - 3)
         painter.setFont(small)
         painter.setPen(pal.color(QPalette.ColorRole.Text if selected or hovered

@@ -1,8 +1,9 @@
 """The moodboard: the query images, each with a weight and a positive/negative sign.
 
 The model is the one source of truth for the current query; the strip widget
-only draws it and edits it through ``setData``, and the window searches again
-whenever the model says it changed (``changed``).
+only draws it and edits it through ``setData`` (and reorders it by drag, through
+``moveRows``), and the window searches again and saves the board whenever the
+model says it changed (``changed``).
 """
 
 from __future__ import annotations
@@ -137,8 +138,32 @@ class MoodboardModel(QAbstractListModel):
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+            return Qt.ItemFlag.ItemIsDropEnabled  # cards dropped between cards move there
+        return (Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsEditable
+                | Qt.ItemFlag.ItemIsDragEnabled)
+
+    def supportedDropActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def supportedDragActions(self) -> Qt.DropAction:
+        return Qt.DropAction.MoveAction
+
+    def moveRows(self, sourceParent: Index, sourceRow: int, count: int, destinationParent: Index,
+                 destinationChild: int) -> bool:
+        """Move ``count`` cards from ``sourceRow`` to before ``destinationChild`` (the strip's drag and drop)."""
+        n = len(self._entries)
+        if (sourceParent.isValid() or destinationParent.isValid() or count < 1 or sourceRow < 0
+                or sourceRow + count > n or not 0 <= destinationChild <= n
+                or sourceRow <= destinationChild <= sourceRow + count):
+            return False
+        self.beginMoveRows(QModelIndex(), sourceRow, sourceRow + count - 1, QModelIndex(), destinationChild)
+        moved = self._entries[sourceRow:sourceRow + count]
+        del self._entries[sourceRow:sourceRow + count]
+        at = destinationChild - count if destinationChild > sourceRow else destinationChild
+        self._entries[at:at] = moved
+        self.endMoveRows()
+        self.changed.emit()
+        return True
 
     def roleNames(self) -> dict:
         names = super().roleNames()

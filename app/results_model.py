@@ -3,6 +3,8 @@
 ``data(DecorationRole)`` is the only place a thumbnail is requested, and the
 view only asks for rows it paints, so a search with thousands of results costs
 thumbnails for one screenful. When a thumbnail arrives, only its rows change.
+Each row's calibrated score goes to the tile's badge through ``CalibratedScoreRole``
+while scores are shown (:meth:`ResultsModel.set_show_scores`, the "show_scores" option).
 """
 
 from __future__ import annotations
@@ -11,23 +13,32 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
+from PySide6.QtCore import QAbstractListModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt
 
-from app.roles import ImageIdRole, PathRole, RankRole, ScoreRole, ThumbFailedRole
+from app.dragging import DRAG_TYPES, file_drag_mime
+from app.roles import CalibratedScoreRole, ImageIdRole, PathRole, RankRole, ScoreRole, ThumbFailedRole
 from app.thumbnails import ThumbnailProvider
 
 Index = QModelIndex | QPersistentModelIndex
 
 
 class ResultsModel(QAbstractListModel):
-    """Rows are ``core.search.SearchResult`` objects (path, score, rank, image_id)."""
+    """Rows are ``core.search.SearchResult`` objects (path, score, rank, image_id); a row without a
+    calibrated score (``percentile`` missing or None) shows no badge."""
 
     def __init__(self, thumbnails: ThumbnailProvider, parent=None) -> None:
         super().__init__(parent)
         self.thumbnails = thumbnails
         self._rows: list[Any] = []
         self._by_path: dict[str, list[int]] = {}
+        self.show_scores = True
         thumbnails.ready.connect(self._thumbnail_ready)
+
+    def set_show_scores(self, on: bool) -> None:
+        """Show or hide the score badges; every tile repaints."""
+        self.show_scores = bool(on)
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [CalibratedScoreRole])
 
     def set_results(self, results: Sequence[Any]) -> None:
         self.beginResetModel()
@@ -59,11 +70,13 @@ class ResultsModel(QAbstractListModel):
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnails.pixmap(r.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{r.path}\nscore {r.score:.3f} · rank {r.rank + 1}"
+            return f"{r.path}\n{score_summary(r)} · rank {r.rank}"
         if role == PathRole:
             return r.path
         if role == ScoreRole:
             return float(r.score)
+        if role == CalibratedScoreRole:
+            return getattr(r, "percentile", None) if self.show_scores else None
         if role == RankRole:
             return int(r.rank)
         if role == ImageIdRole:
@@ -78,15 +91,13 @@ class ResultsModel(QAbstractListModel):
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled
 
     def mimeTypes(self) -> list[str]:
-        return ["text/uri-list", "text/plain"]
+        return list(DRAG_TYPES)
 
     def mimeData(self, indexes: Sequence[QModelIndex]) -> QMimeData:
-        """Dragged results are file URLs, which file managers, browsers and editors accept."""
+        """Dragged results are file URLs, with the first one's thumbnail as image data (:mod:`app.dragging`)."""
         paths = [self._rows[i.row()].path for i in sorted(indexes, key=lambda i: i.row()) if i.isValid()]
-        mime = QMimeData()
-        mime.setUrls([QUrl.fromLocalFile(p) for p in paths])
-        mime.setText("\n".join(paths))
-        return mime
+        pixmap = self.thumbnails.pixmap(paths[0]) if paths else None
+        return file_drag_mime(paths, pixmap.toImage() if pixmap is not None else None)
 
     def supportedDragActions(self) -> Qt.DropAction:
         return Qt.DropAction.CopyAction
@@ -95,3 +106,11 @@ class ResultsModel(QAbstractListModel):
         for row in self._by_path.get(path, ()):
             index = self.index(row)
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+def score_summary(result: Any) -> str:
+    """The raw cosine and, where there is one, what it means in this library."""
+    text = f"score {result.score:.3f}"
+    if getattr(result, "percentile", None) is None:
+        return text
+    return f"{text} · {result.label}: closer than {result.percentile:.0f} % of this library's near neighbours"

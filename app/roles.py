@@ -10,3 +10,5 @@ ImageIdRole = _BASE + 4
 WeightRole = _BASE + 5
 NegativeRole = _BASE + 6
 ThumbFailedRole = _BASE + 7
+# The calibrated score (0-100, core.calibration) when the tile should show it, else None.
+CalibratedScoreRole = _BASE + 8

@@ -13,6 +13,11 @@ from app.roles import NegativeRole, WeightRole
 class ResultsView(QListView):
     """A virtualised grid: uniform tiles, so only visible rows are ever measured or painted.
 
+    List mode with wrapping, not icon mode: icon mode keeps a spatial tree of every item's
+    rectangle, which stalled the GUI for 300 ms on a 100,000-image library; list mode lays
+    out uniform tiles by arithmetic (``bench/gui_responsiveness.py``, library phase).
+    Dragged tiles carry file URLs and a thumbnail (the model's ``mimeData``).
+
     Signals:
         preview_requested(QModelIndex): Space on a tile.
         open_requested(QModelIndex): Enter or double-click on a tile.
@@ -25,7 +30,7 @@ class ResultsView(QListView):
         super().__init__(parent)
         self.tile_delegate = TileDelegate(parent=self)
         self.setItemDelegate(self.tile_delegate)
-        self.setViewMode(QListView.ViewMode.IconMode)
+        self.setViewMode(QListView.ViewMode.ListMode)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(True)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -64,7 +69,11 @@ class ResultsView(QListView):
 
 
 class MoodboardStrip(QListView):
-    """A horizontal strip of moodboard cards; keyboard: Delete removes, N flips the sign, +/- weight."""
+    """A horizontal strip of moodboard cards; keyboard: Delete removes, N flips the sign, +/- weight.
+
+    A card dragged along the strip moves there (an internal move: ``QAbstractItemView`` ignores
+    other drags, so images from elsewhere reach the window's drop handling as before).
+    """
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -81,9 +90,10 @@ class MoodboardStrip(QListView):
         self.setFrameShape(QListView.Shape.NoFrame)
         self.viewport().setBackgroundRole(QPalette.ColorRole.Window)
         self.setSpacing(2)
-        # Drops are handled by the window's query area around the strip.
-        self.setAcceptDrops(False)
-        self.viewport().setAcceptDrops(False)
+        # Cards are reordered by drag; anything else dropped here goes on to the window's query area.
+        self.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
+        self.setDefaultDropAction(Qt.DropAction.MoveAction)
+        self.setDropIndicatorShown(True)
         height = MoodboardDelegate.CARD + MoodboardDelegate.BAR + 12 + 8
         self.setFixedHeight(height + self.horizontalScrollBar().sizeHint().height())
 

@@ -3,6 +3,7 @@
 Runs the real window on a generated collection (bench/collection.py) with the
 bundled default model, in a throwaway library, config and cache, so it never
 touches the user's own. Dialogs are shown and grabbed the same way.
+``--only library,results`` renders just those shots (the states they need still run).
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+SHOTS = ("no-model", "first-run", "indexing", "library", "styles", "duplicates", "results", "failures", "settings",
+         "preview", "results-dark")
 
 
 def isolate(base: Path) -> None:
@@ -49,7 +54,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--size", default="1280x820", help="window size WxH")
     parser.add_argument("--model", default="", help="model for the results shots (default: the bundled model)")
+    parser.add_argument("--only", default="", help=f"comma-separated shots to render, of {', '.join(SHOTS)} "
+                                                    "(default: all)")
     args = parser.parse_args(argv)
+    only = set(filter(None, args.only.split(","))) or set(SHOTS)
+    unknown = only - set(SHOTS)
+    if unknown:
+        parser.error(f"unknown shots: {', '.join(sorted(unknown))}")
     work = Path(tempfile.mkdtemp(prefix="aladin-shots-"))
     isolate(work)
 
@@ -84,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             time.sleep(0.02)
 
     def shot(widget, name: str) -> None:
+        if name not in only:
+            return
         path = args.out / f"screenshot-{name}.png"
         widget.grab().save(str(path), "PNG", 0)  # quality 0: smallest PNG (zlib level 9)
         print(path)
@@ -100,13 +113,14 @@ def main(argv: list[str] | None = None) -> int:
     # 1. no trained model installed (an install without the bundled file)
     from core import modelfile
 
-    bundled, modelfile.DEFAULT_MODEL = modelfile.DEFAULT_MODEL, work / "absent.safetensors"
-    w = window_for("", "lib-empty")
-    spin(lambda: w.ui.banner.isVisible())
-    settle(w)
-    shot(w, "no-model")
-    w.close()
-    modelfile.DEFAULT_MODEL = bundled
+    if "no-model" in only:
+        bundled, modelfile.DEFAULT_MODEL = modelfile.DEFAULT_MODEL, work / "absent.safetensors"
+        w = window_for("", "lib-empty")
+        spin(lambda: w.ui.banner.isVisible())
+        settle(w)
+        shot(w, "no-model")
+        w.close()
+        modelfile.DEFAULT_MODEL = bundled
 
     # 2. first run with a model: the empty state
     w = window_for(args.model, "lib")
@@ -125,7 +139,63 @@ def main(argv: list[str] | None = None) -> int:
     spin(lambda: not w.engine.indexing, 600)
     spin(lambda: w.ui.library_label.text().startswith(str(len(paths))), 10)
 
-    # 4. results for a moodboard: two positives and a negative
+    # 4. the library while the moodboard is empty, beside a folder that has gone offline
+    if "library" in only:
+        old = work / "Old drive"
+        make_collection(old, styles=2, per_style=2)
+        w.library.add_folders([str(old)])
+        spin(lambda: not w.engine.indexing, 600)
+        old.rename(work / "Old drive (unplugged)")
+        w.browser.refresh()
+        pane = w.ui.library_pane
+        spin(lambda: pane.folders.topLevelItemCount() == 3 and "offline" in pane.folders.topLevelItem(2).text(0))
+        pane.set_sort("name")
+        spin(lambda: w.library_model.rowCount() == len(paths) + 4)
+        w.ui.banner.hide()
+        pane.view.setCurrentIndex(w.library_model.index(2))
+        settle(w)
+        shot(w, "library")
+        w.library.remove_folder(str(old))  # the results below come from the art folder alone
+        spin(lambda: w.library_model.rowCount() == len(paths))
+
+    # 5. the Styles page with its first style opened
+    if "styles" in only:
+        w.ui.pages.setCurrentWidget(w.styles)
+        spin(lambda: w.styles.styles is not None and not w.styles.computing)
+        w.styles.open_style(0)
+        spin(lambda: w.styles.members.rowCount() > 0)
+        settle(w)
+        shot(w, "styles")
+
+    # 6. the Duplicates page, after copies (exact, smaller, re-encoded) were saved in a downloads folder
+    if "duplicates" in only:
+        from PIL import Image
+
+        downloads = work / "Downloads"
+        downloads.mkdir()
+        for n, source in enumerate(paths[3:24:7]):
+            with Image.open(source) as im:
+                im.save(downloads / f"copy {n}.png")
+                im.resize((im.width // 2, im.height // 2)).convert("RGB").save(downloads / f"small {n}.jpg",
+                                                                               quality=70)
+        w.library.add_folders([str(downloads)])
+        spin(lambda: not w.engine.indexing, 600)
+        w.ui.pages.setCurrentWidget(w.duplicates)
+        w.duplicates.refresh()
+        spin(lambda: not w.duplicates.searching and w.duplicates.model.rowCount() > 0)
+        w.duplicates.tree.expandAll()
+        spin(lambda: w.duplicates.model.thumbnails.pending() == 0, 30)
+        settle(w)
+        shot(w, "duplicates")
+        w.library.remove_folder(str(downloads))
+        spin(lambda: not w.engine.indexing, 60)
+    w.ui.pages.setCurrentIndex(0)
+
+    if not only & {"results", "failures", "settings", "preview", "results-dark"}:
+        w.close()
+        return 0
+
+    # 7. results for a moodboard: two positives and a negative
     board = [paths[8 * 1 + 2], paths[8 * 8 + 1]]
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in board])
@@ -144,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     settle(w)
     shot(w, "results")
 
-    # 5. the failures list and settings
+    # 8. the failures list and settings
     w.library.show_failures()
     spin(lambda: w.library.failures_dialog.model.rowCount() > 0, 10)
     shot(w.library.failures_dialog, "failures")
@@ -157,14 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     shot(dialog, "settings")
     dialog.close()
 
-    # 6. the large preview
+    # 9. the large preview
     w.result_actions.show_preview(w.results.index(1))
     preview = w.result_actions.preview
     spin(lambda: preview.label.pixmap() is not None and not preview.label.pixmap().isNull(), 10)
     shot(preview, "preview")
     preview.close()
 
-    # 7. the same results on a dark palette
+    # 10. the same results on a dark palette
     app.setPalette(dark_palette())
     settle(w)
     shot(w, "results-dark")

@@ -39,6 +39,7 @@ def make_window(qtbot, tmp_path, model: str, ready: bool = True, in_process: boo
     settings = Settings(tmp_path / "config" / "aladin.ini")
     settings.set("model", model)
     settings.set("device", "cpu")
+    settings.set("rescan_on_start", False)  # tests start their own indexing runs
     engine = Engine()
     engine.index_options = {"workers": 0, "batch_size": 4}
     engine.index_in_process = in_process
@@ -159,7 +160,7 @@ def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, m
     w.boards.rename("Blue stripes", "Stripes")
     qtbot.waitUntil(lambda: w.boards.saved == ["Stripes"] and w.boards.name == "Stripes", timeout=5000)
     w.boards.clear()
-    assert w.moodboard.rowCount() == 0 and w.ui.stack.currentWidget() is w.ui.empty
+    assert w.moodboard.rowCount() == 0 and w.ui.stack.currentWidget() is w.ui.library_pane  # the library shows
     w.boards.load("Stripes")
     qtbot.waitUntil(lambda: w.moodboard.rowCount() == 2, timeout=5000)
     second = w.moodboard.entries()[1]
@@ -183,7 +184,7 @@ def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, m
 
 
 LIBRARY_READS = ("roots", "status", "failures", "model_record", "generation", "moodboards", "save_moodboard",
-                 "load_moodboard", "rename_moodboard", "delete_moodboard", "remove_root")
+                 "load_moodboard", "rename_moodboard", "delete_moodboard", "remove_root", "browse", "folder_counts")
 
 
 def test_the_gui_thread_never_touches_the_database(qtbot, tmp_path, model_file, art, monkeypatch):
@@ -203,6 +204,7 @@ def test_the_gui_thread_never_touches_the_database(qtbot, tmp_path, model_file, 
         monkeypatch.setattr(Library, name, spy(name))
     w = make_window(qtbot, tmp_path, str(model_file))
     index_and_wait(qtbot, w, [art])
+    qtbot.waitUntil(lambda: w.library_model.rowCount() == 12, timeout=5000)  # the library page was read
     with qtbot.waitSignal(w.engine.results, timeout=20000):
         drop(w, file_mime(art / "style00" / "v0.png"))
     w.ui.folders_menu.aboutToShow.emit()
@@ -545,3 +547,19 @@ def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tm
     with qtbot.waitSignal(w.engine.results, timeout=20000):
         w.search.schedule()
     assert len(w.results.results()) == 11
+
+
+def test_the_styles_page_searches_and_fills_the_moodboard_and_scores_can_be_hidden(qtbot, window, art):
+    index_and_wait(qtbot, window, [art])
+    pages = window.ui.pages
+    assert [pages.tabText(i) for i in range(pages.count())] == ["Browse", "Styles", "Duplicates"]
+    pages.setCurrentWidget(window.styles)
+    path = str(art / "style01" / "v0.png")
+    with qtbot.waitSignal(window.engine.results, timeout=20000):
+        window.styles.more_like_this.emit(path)
+    assert [e.path for e in window.moodboard.entries()] == [path] and pages.currentIndex() == 0
+    window.styles.add_to_moodboard.emit([str(art / "style01" / "v1.png")])
+    assert [e.path for e in window.moodboard.entries()][-1] == str(art / "style01" / "v1.png")
+    assert window.results.show_scores and window.act.show_scores.isChecked()
+    window.ui.scores_button.click()  # the status bar's Scores toggle hides the badges and is remembered
+    assert not window.results.show_scores and window.settings.get("show_scores") is False

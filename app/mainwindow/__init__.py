@@ -1,4 +1,4 @@
-"""The main window: moodboard strip on top, filters, the results grid, indexing status.
+"""The main window: moodboard strip on top, filters, the results grid (or the library), indexing status.
 
 It only presents, and is made of parts (the shape of Picard's ``ui/mainwindow``):
 
@@ -7,9 +7,12 @@ It only presents, and is made of parts (the shape of Picard's ``ui/mainwindow``)
 - :mod:`.search_controller`: when to search and which answer to show;
 - :mod:`.moodboard_controller`: named moodboards and the cards' menu;
 - :mod:`.library_controller`: folders, counts, indexing and unreadable files;
+- :mod:`.library_browser`: the library page (every image, by folder) shown while the moodboard is empty;
 - :mod:`.model_controller`: the style model in use, the Model menu, Settings and Teach Styles;
-- :mod:`.result_actions`: a result's menu, "more like this", the preview;
-- :mod:`.desktop`: opening, revealing and copying files.
+- :mod:`.result_actions`: a result's (or library image's) menu, "more like this", the preview;
+- :mod:`.desktop`: opening, revealing and copying files;
+- pages beside Browse: :class:`app.styles_page.StylesPage` (the library grouped by style) and
+  :class:`app.duplicates_page.DuplicatesPage` (copies of the same picture, to trash).
 
 This class composes them, wires their signals, picks the page to show, and
 takes drops, pastes and files named on the command line. Every action is a call
@@ -29,8 +32,10 @@ from PySide6.QtWidgets import QMainWindow, QToolBar
 from app import icons
 from app.dropping import DropContent, read_mime, read_paths, save_pasted
 from app.engine import Engine
+from app.library_model import LibraryModel
 from app.mainwindow.actions import create_actions
 from app.mainwindow.desktop import Desktop
+from app.mainwindow.library_browser import LibraryBrowser
 from app.mainwindow.library_controller import LibraryController
 from app.mainwindow.model_controller import ModelController
 from app.mainwindow.moodboard_controller import MoodboardController
@@ -40,7 +45,9 @@ from app.mainwindow.widgets import MainWidgets
 from app.moodboard_model import MoodboardEntry, MoodboardModel
 from app.options import THUMB_MAX, THUMB_MIN, Settings
 from app.results_model import ResultsModel
+from app.duplicates_page import ICON_EDGE, DuplicatesPage
 from app.roles import PathRole
+from app.styles_page import StylesPage
 from app.thumbnails import ThumbnailProvider, prune_cache
 from app.workers import run_in_thread
 
@@ -74,9 +81,10 @@ class MainWindow(QMainWindow):
         self.thumbs = ThumbnailProvider(edge, self)
         self.board_thumbs = ThumbnailProvider(BOARD_THUMB_EDGE, self)
         self.results = ResultsModel(self.thumbs, self)
+        self.library_model = LibraryModel(self.thumbs, self)
         self.moodboard = MoodboardModel(self.board_thumbs, self)
         self.act = create_actions(self)
-        self.ui = MainWidgets(self, self.act, self.moodboard, self.results)
+        self.ui = MainWidgets(self, self.act, self.moodboard, self.results, self.library_model)
         self.desktop = Desktop(self.engine.pool, self)
         self.models = ModelController(self.engine, self.settings, self.ui, self.act, self)
         self.findChild(QToolBar, "mainToolbar").insertWidget(self.act.settings, self.models.menu_button())
@@ -86,9 +94,17 @@ class MainWindow(QMainWindow):
                                           self.ui.query.strip, self.desktop, self)
         self.result_actions = ResultActions(self.ui.view, self.results, self.boards, self.desktop,
                                             self.engine.pool, self)
+        self.browser = LibraryBrowser(self.engine, self.ui.library_pane, self.library_model, self)
+        self.library_actions = ResultActions(self.ui.library_pane.view, self.library_model, self.boards,
+                                             self.desktop, self.engine.pool, self)
+        self.styles = StylesPage(self.engine, self.thumbs)
+        self.ui.add_page(self.styles, "Styles", "moodboard")
+        self.duplicates = DuplicatesPage(self.engine, ThumbnailProvider(ICON_EDGE, self), self.desktop)
+        self.ui.add_page(self.duplicates, "Duplicates", "image")
 
         self._connect()
-        self.ui.view.set_tile_size(edge)
+        for view in self.grids():
+            view.set_tile_size(edge)
         self._restore()
         self.update_state()
         if start:
@@ -109,8 +125,10 @@ class MainWindow(QMainWindow):
                               (act.bigger.triggered, lambda: self.set_tile_size(self.thumbs.edge + TILE_STEP)),
                               (act.smaller.triggered, lambda: self.set_tile_size(self.thumbs.edge - TILE_STEP)),
                               (act.quit.triggered, self.close),
-                              (ui.empty_add.clicked, self.library.choose_folder),
-                              (ui.empty_paste.clicked, self.paste)):
+                              (act.show_scores.toggled, self._show_scores),
+                              (self.styles.add_to_moodboard, self.add_paths),
+                              (self.styles.more_like_this, self.more_like_path),
+                              (ui.empty_add.clicked, self.library.choose_folder)):
             trigger.connect(slot)
         for part in (self.models, self.library, self.boards):
             part.changed.connect(self.update_state)
@@ -132,6 +150,8 @@ class MainWindow(QMainWindow):
                               self.results.modelReset):
             model_changed.connect(self.update_state)
         ui.tile_slider.valueChanged.connect(self.set_tile_size)
+        ui.library_pane.sort_combo.currentIndexChanged.connect(
+            lambda: self.settings.set("library_sort", ui.library_pane.query()[1]))
         ui.query.strip.customContextMenuRequested.connect(self.boards.card_menu)
 
     def _restore(self) -> None:
@@ -145,6 +165,9 @@ class MainWindow(QMainWindow):
         if state and not state.isEmpty():
             self.restoreState(state)
         self.ui.filters.restore(s)
+        self.act.show_scores.setChecked(s.get("show_scores"))
+        self.results.set_show_scores(s.get("show_scores"))
+        self.ui.library_pane.set_sort(s.get("library_sort"))
         self.ui.tile_slider.blockSignals(True)
         self.ui.tile_slider.setValue(self.thumbs.edge)
         self.ui.tile_slider.blockSignals(False)
@@ -158,9 +181,28 @@ class MainWindow(QMainWindow):
         self.models.load()
         run_in_thread(prune_cache, pool=self.thumbs.pool)
 
+    def _show_scores(self, on: bool) -> None:
+        self.results.set_show_scores(on)
+        self.settings.set("show_scores", on)
+
+    def add_paths(self, paths: list[str]) -> None:
+        """Add images of another page (a style) to the moodboard and go back to Browse to see the results."""
+        ids = self.library_model.image_ids(paths)
+        self.moodboard.add([MoodboardEntry(p, image_id=ids.get(p)) for p in paths])
+        self.ui.pages.setCurrentIndex(0)
+
+    def more_like_path(self, path: str) -> None:
+        """Search with this one image, from any page, and show the results."""
+        self.boards.start([MoodboardEntry(path, image_id=self.library_model.image_ids([path]).get(path))])
+        self.ui.pages.setCurrentIndex(0)
+
+    def grids(self) -> tuple:
+        """The image grids: the results, and the library shown while the moodboard is empty."""
+        return self.ui.view, self.ui.library_pane.view
+
     # -- state -----------------------------------------------------------------------------
     def update_state(self) -> None:
-        """Show the page that fits: first-run help, 'drop an image', or the results grid."""
+        """Show the page that fits: the results, the library while the moodboard is empty, or help."""
         ui, e = self.ui, self.engine
         count = self.moodboard.rowCount()
         has_board = count > 0
@@ -179,6 +221,9 @@ class MainWindow(QMainWindow):
         if self.results.rowCount() > 0:
             ui.stack.setCurrentWidget(ui.view)
             return
+        if e.library_open and (has_roots or e.indexing) and not has_board:
+            ui.stack.setCurrentWidget(ui.library_pane)
+            return
         ui.stack.setCurrentWidget(ui.empty)
         empty = ui.empty
         if not e.library_open and self.library.open_error:
@@ -193,10 +238,6 @@ class MainWindow(QMainWindow):
             empty.set_content("folder-add", "Add your art folders",
                               "Add a folder (or drop one onto this window). Every image in it is indexed "
                               "in the background; you can search while it runs.", [ui.empty_add])
-        elif not has_board:
-            empty.set_content("image", "Drop an image to search by style",
-                              "Drop one or more images on the moodboard above, or paste one, and the most "
-                              "similar art in your library appears here.", [ui.empty_paste])
         elif self.search.busy:
             empty.set_content("search", "Searching…", "")
         elif self.search.last_error:
@@ -236,7 +277,8 @@ class MainWindow(QMainWindow):
     def set_tile_size(self, edge: int) -> None:
         edge = min(THUMB_MAX, max(THUMB_MIN, int(edge)))
         self.thumbs.set_edge(edge)
-        self.ui.view.set_tile_size(edge)
+        for view in self.grids():
+            view.set_tile_size(edge)
         self.ui.tile_slider.blockSignals(True)
         self.ui.tile_slider.setValue(edge)
         self.ui.tile_slider.blockSignals(False)
@@ -245,9 +287,9 @@ class MainWindow(QMainWindow):
     # -- drops and paste -------------------------------------------------------------------
     def _drag_ok(self, event) -> bool:
         source = event.source()
-        view, query = self.ui.view, self.ui.query
-        if source is view or source is view.viewport():
-            # Results dragged back in add to the moodboard only when dropped on it.
+        query = self.ui.query
+        if any(source is view or source is view.viewport() for view in self.grids()):
+            # Results or library images dragged back in add to the moodboard only when dropped on it.
             return query.geometry().contains(query.parentWidget().mapFrom(self, event.position().toPoint()))
         mime = event.mimeData()
         return mime.hasUrls() or mime.hasImage()
@@ -303,8 +345,10 @@ class MainWindow(QMainWindow):
             self.ui.banner.show_message(message, "warning" if content.empty else "info")
         if content.folders:
             self.library.add_folders(content.folders)
+        if content.files or content.images:
+            self.ui.pages.setCurrentWidget(self.ui.browse_page)  # dropped on another page: the search shows
         if content.files:
-            ids = self.results.image_ids(content.files)
+            ids = {**self.library_model.image_ids(content.files), **self.results.image_ids(content.files)}
             self.moodboard.add([MoodboardEntry(p, image_id=ids.get(p)) for p in content.files])
         for image in content.images:
             run_in_thread(save_pasted, image, pool=self.engine.pool, context=self,
@@ -318,6 +362,7 @@ class MainWindow(QMainWindow):
         super().changeEvent(event)
         if event.type() == event.Type.PaletteChange:
             icons.retint()
+            self.ui.retint_pages()
             self.update_state()
 
     def closeEvent(self, event: QCloseEvent) -> None:
@@ -328,6 +373,7 @@ class MainWindow(QMainWindow):
         s.set("moodboard_name", self.boards.name or "")
         s.sync()
         self.hide()  # an indexing run finishes its batch before the app exits; no frozen window meanwhile
+        self.library.shutdown()
         self.models.shutdown()
         self.engine.shutdown()
         self.thumbs.wait_idle(5000)

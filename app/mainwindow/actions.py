@@ -21,6 +21,7 @@ class MainActions:
     add: QAction
     rescan: QAction
     failures: QAction
+    watch_paused: QAction
     paste: QAction
     clear: QAction
     save: QAction
@@ -30,11 +31,14 @@ class MainActions:
     teach: QAction
     bigger: QAction
     smaller: QAction
+    show_scores: QAction
     quit: QAction
 
 
-def _action(window: QWidget, text: str, icon: str | None = None, shortcut=None, tip: str | None = None) -> QAction:
+def _action(window: QWidget, text: str, icon: str | None = None, shortcut=None, tip: str | None = None,
+            checkable: bool = False) -> QAction:
     action = QAction(text, window)
+    action.setCheckable(checkable)
     if icon:
         icons.bind(action, icon)
     if shortcut is not None:
@@ -54,6 +58,9 @@ def create_actions(window: QWidget) -> MainActions:
                        "Look for new, changed and removed files in every library folder"),
         failures=_action(window, "Unreadable Files…", "warning", None,
                          "Files that could not be indexed, with the reason"),
+        watch_paused=_action(window, "Pause Watching", None, None,
+                             "Stop picking up new, changed and removed files by themselves until resumed",
+                             checkable=True),
         paste=_action(window, "Paste Image", "paste", keys.Paste, "Add the image on the clipboard to the moodboard"),
         clear=_action(window, "Clear Moodboard", "clear", None, "Remove every image from the moodboard"),
         save=_action(window, "Save Moodboard…", "save", keys.Save, "Save the moodboard in the library under a name"),
@@ -64,5 +71,8 @@ def create_actions(window: QWidget) -> MainActions:
                       "Fine-tune the model on groups of your own art, measured before and after"),
         bigger=_action(window, "Larger Tiles", None, keys.ZoomIn),
         smaller=_action(window, "Smaller Tiles", None, keys.ZoomOut),
+        show_scores=_action(window, "Show Scores", None, None,
+                            "Show each result's calibrated score on its tile (how close it is, in this library)",
+                            checkable=True),
         quit=_action(window, "Quit", None, keys.Quit),
     )

@@ -1,5 +1,8 @@
 """What can be done with a result: its context menu, "more like this", the large preview.
 
+The window makes one :class:`ResultActions` per grid, for the results and for the
+library page, so a library image has the same menu, keys and preview as a result.
+
 The preview decodes in a worker and shows a placeholder meanwhile; the arrow
 keys step through the results without closing it.
 """
@@ -24,7 +27,7 @@ PREVIEW_EDGE = 1600
 
 
 class ResultActions(QObject):
-    """The results grid's actions on one result or the selection.
+    """A grid's actions on one image or the selection (``results`` is the grid's model).
 
     Attributes:
         preview: the preview dialog, made the first time it is asked for.
@@ -105,7 +108,8 @@ class ResultActions(QObject):
     def _load_preview(self, index: QModelIndex) -> None:
         path = index.data(PathRole)
         self.preview.setWindowTitle(os.path.basename(path))
-        self.preview.set_loading(path, f"{path} · score {index.data(ScoreRole):.3f}")
+        score = index.data(ScoreRole)
+        self.preview.set_loading(path, path if score is None else f"{path} · score {score:.3f}")
         run_in_thread(read_preview, path, PREVIEW_EDGE, pool=self.pool, context=self,
                       returned=lambda image, p=path: self.preview.set_image(p, image),
                       errored=lambda exc, p=path: self.preview.set_error(p, str(exc)))

@@ -1,4 +1,4 @@
-"""The main window's widgets: toolbar, moodboard area, filter bar, results, status bar.
+"""The main window's widgets: toolbar, pages (Browse first), moodboard area, filter bar, results, status bar.
 
 Building is kept apart from behaviour: :class:`MainWidgets` lays everything
 out and holds the widgets; the controllers and the window decide what they
@@ -15,12 +15,15 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QPalette
 from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, QFrame, QHBoxLayout, QLabel,
                                QLineEdit, QMainWindow, QMenu, QPushButton, QSizePolicy, QSlider, QSpinBox,
-                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
+                               QStackedWidget, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
+from core.calibration import STRONG
 from core.query import SearchFilters
 
 from app import icons
 from app.delegates import mix
+from app.library_model import LibraryModel
+from app.library_view import LibraryPane
 from app.mainwindow.actions import MainActions
 from app.moodboard_model import MoodboardModel
 from app.options import THUMB_MAX, THUMB_MIN, Settings
@@ -87,7 +90,8 @@ class QueryArea(QFrame):
 
 
 class FilterBar(QWidget):
-    """Where to search and how much to show: root, folder, "exclude the query's folders", result count.
+    """Where to search and how much to show: root, folder, "exclude the query's folders",
+    "strong matches only" (a calibrated score of at least ``core.calibration.STRONG``), result count.
 
     Signals:
         changed(): the user changed a filter; the search runs again.
@@ -108,6 +112,9 @@ class FilterBar(QWidget):
         browse.setToolTip("Choose a folder to search in")
         browse.clicked.connect(self.choose_folder)
         self.exclude_check = QCheckBox("Exclude the query's folders")
+        self.strong_check = QCheckBox("Strong matches only")
+        self.strong_check.setToolTip(f"Only results with a score of {STRONG:.0f} or more: closer to the query than "
+                                     f"{STRONG:.0f} % of the library's own near neighbours ('close' or 'very close')")
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 10000)
         self.k_spin.setSingleStep(50)
@@ -121,6 +128,7 @@ class FilterBar(QWidget):
         bar.addWidget(browse)
         bar.addSpacing(8)
         bar.addWidget(self.exclude_check)
+        bar.addWidget(self.strong_check)
         bar.addSpacing(8)
         bar.addWidget(QLabel("Results"))
         bar.addWidget(self.k_spin)
@@ -128,6 +136,7 @@ class FilterBar(QWidget):
         self.folder_edit.editingFinished.connect(self.changed)
         self.folder_edit.textChanged.connect(lambda text: text or self.changed.emit())  # the clear button
         self.exclude_check.toggled.connect(self.changed)
+        self.strong_check.toggled.connect(self.changed)
         self.k_spin.valueChanged.connect(self.changed)
 
     def root(self) -> str:
@@ -137,7 +146,8 @@ class FilterBar(QWidget):
     def filters(self) -> SearchFilters:
         root = self.root() or None
         return SearchFilters(roots=[root] if root else None, folder=self.folder_edit.text().strip() or None,
-                             exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value())
+                             exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value(),
+                             min_score=STRONG if self.strong_check.isChecked() else None)
 
     def set_roots(self, roots: list, current: str) -> None:
         """Offer ``roots`` (``core.library.RootStatus``), keeping ``current`` chosen when it is still there."""
@@ -163,18 +173,20 @@ class FilterBar(QWidget):
 
     def restore(self, settings: Settings) -> None:
         """The filters of the last session (the root follows once the library's roots are known)."""
-        for w in (self.exclude_check, self.k_spin, self.folder_edit):
+        for w in (self.exclude_check, self.strong_check, self.k_spin, self.folder_edit):
             w.blockSignals(True)
         self.exclude_check.setChecked(settings.get("exclude_query_folders"))
+        self.strong_check.setChecked(settings.get("strong_only"))
         self.k_spin.setValue(settings.get("results_k"))
         self.folder_edit.setText(settings.get("filter_folder"))
-        for w in (self.exclude_check, self.k_spin, self.folder_edit):
+        for w in (self.exclude_check, self.strong_check, self.k_spin, self.folder_edit):
             w.blockSignals(False)
 
     def save(self, settings: Settings) -> None:
         settings.set("filter_root", self.root())
         settings.set("filter_folder", self.folder_edit.text().strip())
         settings.set("exclude_query_folders", self.exclude_check.isChecked())
+        settings.set("strong_only", self.strong_check.isChecked())
         settings.set("results_k", self.k_spin.value())
 
 
@@ -194,12 +206,14 @@ class MainWidgets:
     """Lays out ``window`` and holds its widgets (the shape of a Qt Designer ``Ui`` class).
 
     Toolbar: add folder, rescan, the Folders and Moodboards menus, save, paste, settings.
-    Centre, top to bottom: banner, moodboard area, filter bar, results (or an empty
-    state), indexing panel. Status bar: library counts, model, tile size.
+    Centre, top to bottom: banner, the pages, indexing panel. The first page, "Browse",
+    holds the moodboard area, the filter bar and a stack of the results, the library
+    (while the moodboard is empty) or an empty state; more pages come from :meth:`add_page`,
+    and the page tabs show once there are two. Status bar: library counts, model, tile size.
     """
 
     def __init__(self, window: QMainWindow, act: MainActions, moodboard: MoodboardModel,
-                 results: ResultsModel) -> None:
+                 results: ResultsModel, library: LibraryModel) -> None:
         tb = window.addToolBar("Main")
         tb.setObjectName("mainToolbar")
         tb.setMovable(False)
@@ -225,24 +239,35 @@ class MainWidgets:
         layout.setSpacing(0)
         self.banner = Banner(central)
         layout.addWidget(self.banner)
+        self.pages = QTabWidget()
+        self.pages.setDocumentMode(True)
+        self.pages.setTabBarAutoHide(True)
+        self._page_icons: dict[QWidget, str] = {}
+        layout.addWidget(self.pages, 1)
+        self.browse_page = QWidget()
+        browse = QVBoxLayout(self.browse_page)
+        browse.setContentsMargins(0, 0, 0, 0)
+        browse.setSpacing(0)
         self.query = QueryArea(moodboard, act.clear)
-        layout.addWidget(self.query)
+        browse.addWidget(self.query)
         self.filters = FilterBar()
-        layout.addWidget(self.filters)
+        browse.addWidget(self.filters)
         self.stack = QStackedWidget()
         self.empty = EmptyState()
         self.view = ResultsView()
         self.view.setModel(results)
-        self.stack.addWidget(self.empty)
-        self.stack.addWidget(self.view)
-        layout.addWidget(self.stack, 1)
+        self.library_pane = LibraryPane()
+        self.library_pane.view.setModel(library)
+        for page in (self.empty, self.view, self.library_pane):
+            self.stack.addWidget(page)
+        browse.addWidget(self.stack, 1)
+        self.add_page(self.browse_page, "Browse", "search")
         self.index_panel = IndexPanel()
         layout.addWidget(self.index_panel)
         window.setCentralWidget(central)
 
-        # The empty state's own buttons, shown on it when they are the next step.
+        # The empty state's own button, shown on it when it is the next step.
         self.empty_add = icons.bind(QPushButton("Add Folder…"), "folder-add")
-        self.empty_paste = icons.bind(QPushButton("Paste Image"), "paste")
 
         sb = window.statusBar()
         self.library_label = QLabel()
@@ -251,6 +276,23 @@ class MainWidgets:
         self.tile_slider.setRange(THUMB_MIN, THUMB_MAX)
         self.tile_slider.setFixedWidth(120)
         self.tile_slider.setToolTip("Tile size (Ctrl+plus / Ctrl+minus)")
+        self.scores_button = QToolButton()
+        self.scores_button.setDefaultAction(act.show_scores)
+        self.scores_button.setAutoRaise(True)
         sb.addWidget(self.library_label, 1)
         sb.addPermanentWidget(self.model_label)
+        sb.addPermanentWidget(self.scores_button)
         sb.addPermanentWidget(self.tile_slider)
+
+    def add_page(self, widget: QWidget, title: str, icon_name: str | None = None) -> int:
+        """Add a page (a tab beside Browse); ``icon_name`` is one of ``resources/icons``. Returns its index."""
+        index = self.pages.addTab(widget, title)
+        if icon_name:
+            self._page_icons[widget] = icon_name
+            self.pages.setTabIcon(index, icons.icon(icon_name))
+        return index
+
+    def retint_pages(self) -> None:
+        """The page icons in the palette's new colours (after a light/dark switch)."""
+        for widget, name in self._page_icons.items():
+            self.pages.setTabIcon(self.pages.indexOf(widget), icons.icon(name))
