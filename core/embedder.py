@@ -9,6 +9,7 @@ cheap and can be refitted on a user's collection without re-embedding.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -26,6 +27,8 @@ from core.modelfile import LoadedModel, PostProcess
 log = logging.getLogger(__name__)
 
 NON_FINITE = "the model gave NaN or infinite values for this image"
+# Blank images the network is timed on, after one to warm it up (see Embedder.network_seconds).
+PROBE_BATCH = 4
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -46,13 +49,18 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class EmbeddedChunk:
-    """Raw vectors for the decodable inputs of a chunk, plus the ones that failed."""
+    """Raw vectors for the decodable inputs of a chunk, plus the ones that failed.
+
+    ``digests`` holds the content hash of each of ``paths`` when they were asked for (None
+    otherwise, or where a file could not be read); a failed record carries its own.
+    """
 
     paths: list[str]
     positions: list[int]
     raw: np.ndarray
     sizes: list[tuple[int, int]]
     failed: list[Decoded]
+    digests: list[str | None]
 
 
 class Embedder:
@@ -73,6 +81,7 @@ class Embedder:
         self.size = config.input_size
         self._mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
+        self._network_s: float | None = None
 
     @property
     def post(self) -> PostProcess | None:
@@ -111,6 +120,21 @@ class Embedder:
             out = np.concatenate([out, colour_histogram(pixels, self.model.info.colour_bins)], axis=1)
         return out
 
+    def network_seconds(self) -> float:
+        """CPU seconds per image the network takes on one thread; timed once, on blank pixels.
+
+        Thread CPU time rather than wall time: a machine busy with other work must not make
+        the model look slower than it is and so starve decoding of cores (:func:`core.cpu.plan`).
+        """
+        if self._network_s is None:
+            pixels = np.zeros((PROBE_BATCH, self.size, self.size, 3), np.uint8)
+            with torch_threads_for(1):
+                self.raw_from_pixels(pixels[:1])
+                start = time.thread_time()
+                self.raw_from_pixels(pixels)
+                self._network_s = (time.thread_time() - start) / PROBE_BATCH
+        return self._network_s
+
     def finish(self, raw: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
         """Raw vectors to unit search vectors, with ``post`` overriding the model's own statistics."""
         post = post if post is not None else self.post
@@ -134,23 +158,26 @@ class Embedder:
         with np.errstate(invalid="ignore", over="ignore"):
             return np.isfinite(raw).all(1) & np.isfinite(self.finish(raw)).all(1)
 
-    def embed_chunks(self, paths: Iterable[str], batch_size: int = 16,
-                     workers: int | None = None) -> Iterator[EmbeddedChunk]:
+    def embed_chunks(self, paths: Iterable[str], batch_size: int = 16, workers: int | None = None,
+                     digests: bool = False) -> Iterator[EmbeddedChunk]:
         """Decode ahead in worker processes and embed batch by batch, in input order.
 
         An image the model turns into NaN or infinite values is among the chunk's ``failed``,
-        with that reason, like one that cannot be decoded.
+        with that reason, like one that cannot be decoded. With ``digests`` the decoders also
+        hash each file from the bytes they decode (the indexer records them to recognise moves).
 
         ``workers`` decoding processes (default: :func:`core.cpu.plan`'s choice for this
-        device) run beside the model, which meanwhile gets the threads the plan leaves it.
-        Without decoders nothing competes for the cores, so torch's thread count is left
-        alone: a search embedding its query in-process never changes it under an indexer.
+        device and this model's measured cost) run beside the model, which meanwhile gets
+        the threads the plan leaves it. Without decoders nothing competes for the cores, so
+        torch's thread count is left alone: a search embedding its query in-process never
+        changes it under an indexer.
         """
         start = 0
-        cpu = plan(device=self.device.type, decoders=workers)
+        network_s = self.network_seconds() if workers is None and self.device.type == "cpu" else None
+        cpu = plan(device=self.device.type, decoders=workers, network_s=network_s)
         threads = torch_threads_for(cpu.torch_threads) if cpu.decoders else nullcontext()
         with threads:
-            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders):
+            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders, digests=digests):
                 good = [i for i, d in enumerate(decoded) if d.error is None]
                 raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
                        else np.zeros((0, self.dim), np.float32))
@@ -161,7 +188,8 @@ class Embedder:
                 raw = raw[usable]
                 yield EmbeddedChunk(paths=[decoded[i].path for i in good], positions=[start + i for i in good],
                                     raw=raw, sizes=[decoded[i].size for i in good],
-                                    failed=[d for d in decoded if d.error is not None])
+                                    failed=[d for d in decoded if d.error is not None],
+                                    digests=[decoded[i].digest for i in good])
                 start += len(decoded)
 
     def embed_paths(self, paths: list[str], batch_size: int = 16, workers: int | None = None,

@@ -6,6 +6,7 @@ evaluation see exactly the same pixels.
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from core.errors import ImageError
 
 # Refuse images larger than this many pixels before decoding them (about 16k x 16k).
 MAX_PIXELS = 268_000_000
+# A downscale first shrinks by whole factors (box filter) while that leaves at least this many
+# times the final size, then Lanczos does the rest: Pillow's docs call the result
+# indistinguishable from Lanczos alone from 3 up, and a 3 MP PNG fits 8x faster.
+REDUCING_GAP = 3.0
 # Alpha is composited onto mid grey: neither white nor black, so transparent
 # sprites and line art on transparency keep their own colours as the style cue.
 BACKGROUND = (128, 128, 128)
@@ -57,13 +62,17 @@ def open_image(path: str | Path, min_side: int | None = None) -> Image.Image:
     return decode(path, min_side)[0]
 
 
-def decode(path: str | Path, min_side: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+def decode(path: str | Path, min_side: int | None = None,
+           data: bytes | None = None) -> tuple[Image.Image, tuple[int, int]]:
     """Decode ``path`` to an upright RGB image and its full upright size.
 
     With ``min_side`` a JPEG is decoded at the smallest DCT scale (1/2, 1/4,
     1/8) that keeps its shorter side at least twice ``min_side``: the following
     Lanczos resize then sees enough pixels that the result barely changes,
     while decoding a 12 MP photo becomes several times faster.
+
+    ``data``, when given, is the file's content already read (a decoding worker
+    hashes the same bytes); ``path`` then only names the file in errors.
 
     Raises:
         ImageError: the file is missing, unreadable, not an image, truncated or too large.
@@ -72,7 +81,7 @@ def decode(path: str | Path, min_side: int | None = None) -> tuple[Image.Image, 
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = Image.open(path if data is None else io.BytesIO(data))
             _check_size(img, path)
             original = img.size
             if min_side and img.format == "JPEG":
@@ -83,9 +92,11 @@ def decode(path: str | Path, min_side: int | None = None) -> tuple[Image.Image, 
             if getattr(img, "n_frames", 1) > 1:
                 img.seek(0)
             img.load()
-            if img.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+            if orientation in (5, 6, 7, 8):
                 original = original[::-1]
-            img = ImageOps.exif_transpose(img) or img
+            if orientation != 1:  # exif_transpose copies even an upright image: a full-size copy for nothing
+                img = ImageOps.exif_transpose(img) or img
             return to_rgb(img), original
     except ImageError:
         raise
@@ -112,16 +123,20 @@ def fit_square(img: Image.Image, size: int) -> Image.Image:
     w, h = img.size
     scale = size / min(w, h)
     nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
-    img = img.resize((nw, nh), Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    if scale < 1:
+        img = img.resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=REDUCING_GAP)
+    else:
+        img = img.resize((nw, nh), Image.Resampling.BICUBIC)
     left, top = (nw - size) // 2, (nh - size) // 2
     return img.crop((left, top, left + size, top + size))
 
 
-def load_array(path: str | Path, size: int) -> tuple[np.ndarray, tuple[int, int]]:
+def load_array(path: str | Path, size: int, data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """The model input for one file as ``size`` x ``size`` x 3 uint8, plus the upright original size.
 
     Workers return uint8 rather than normalised floats: a quarter of the bytes to
     pass between processes, and normalisation is one vectorised step per batch.
+    ``data`` is the file's content when the caller has read it already (see :func:`decode`).
     """
-    img, original = decode(path, min_side=size)
+    img, original = decode(path, min_side=size, data=data)
     return np.asarray(fit_square(img, size), dtype=np.uint8), original

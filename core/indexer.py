@@ -115,6 +115,7 @@ def _index_roots(library: Library, writer: LibraryWriter, model_id: int, embedde
     """Scan the roots ``folders`` name (every root for none), apply what changed, embed what is new."""
     roots = _resolve_roots(library, writer, folders)
     scans: list[_Scan] = []
+    found = 0
     for root in roots:
         if not Path(root.path).is_dir():
             # An unplugged drive must not empty the library: leave its images alone.
@@ -124,13 +125,12 @@ def _index_roots(library: Library, writer: LibraryWriter, model_id: int, embedde
         scans.append(_Scan(root.id, root.path, []))
         for entry in scan(root.path):
             scans[-1].entries.append(entry)
-            found = sum(len(x.entries) for x in scans)
+            found += 1
             if found % SCAN_REPORT_EVERY == 0:
                 yield IndexProgress("scan", found, 0, current=entry.relpath)
                 if cancel():
                     summary.cancelled = True
                     return
-    found = sum(len(x.entries) for x in scans)
     yield IndexProgress("scan", found, found)
     work = yield from _reconcile(writer, model_id, scans, summary)
     if work:
@@ -240,35 +240,40 @@ def _reconcile(writer: LibraryWriter, model_id: int, scans: list[_Scan],
     an image that does not decode. Returns the files that still need embedding.
     """
     known = {(k.root_id, k.relpath): k for k in writer.known_images([x.root_id for x in scans])}
-    # Sizes of every vector in the library: a new file can only be a copy or a move of one of those.
-    vector_sizes = writer.vector_sizes()
     seen = {(x.root_id, e.relpath) for x in scans for e in x.entries}
     missing = [k for key, k in known.items() if key not in seen]
     missing_sizes = {k.size for k in missing}
 
     work: list[ImageFile] = []
+    new: list[ImageFile] = []
     to_hash: list[tuple[ImageFile, KnownImage | None]] = []
     unusable: list[ImageFile] = []
     reasons: dict[str, str] = {}
     for x in scans:
         for entry in x.entries:
             k = known.get((x.root_id, entry.relpath))
+            unchanged = k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns
+            if unchanged and (k.failed if entry.error is not None else k.failed or k.has_vector):
+                # The common case of a re-index, so it builds nothing (bench/library_scale.py).
+                summary.unchanged += 1
+                continue
             item = ImageFile(str(Path(x.root_path) / entry.relpath), x.root_id, entry.relpath, entry.size,
                              entry.mtime_ns, k.id if k else None, k.digest if k else None)
-            unchanged = k is not None and k.size == entry.size and k.mtime_ns == entry.mtime_ns
             if entry.error is not None:
-                if unchanged and k.failed:
-                    summary.unchanged += 1
-                else:
-                    unusable.append(item)
-                    reasons[item.path] = entry.error
+                unusable.append(item)
+                reasons[item.path] = entry.error
             elif unchanged:
-                if k.failed or k.has_vector:
-                    summary.unchanged += 1
-                else:
-                    work.append(item)  # left without a vector by a model switch
-            elif k is not None or entry.size in missing_sizes or entry.size in vector_sizes:
+                work.append(item)  # left without a vector by a model switch
+            elif k is not None or entry.size in missing_sizes:
                 to_hash.append((item, k))
+            else:
+                new.append(item)
+    if new:
+        # Sizes of every vector in the library: a new file can only be a copy or a move of one of those.
+        vector_sizes = writer.vector_sizes()
+        for item in new:
+            if item.size in vector_sizes:
+                to_hash.append((item, None))
             else:
                 work.append(item)
 
@@ -332,28 +337,28 @@ def _embed(writer: LibraryWriter, model_id: int, embedder: Embedder, work: list[
     done = 0
     t0 = time.monotonic()
     yield IndexProgress("embed", 0, total)
-    with ThreadPoolExecutor(max_workers=2) as hasher:
-        # Files that skipped the hash phase are hashed here, beside decoding, for future move detection.
-        digests = hasher.map(lambda w: w.digest or _safe_hash(w.path), work)
-        for chunk in _chunks(embedder, [w.path for w in work], summary, cancel, batch_size, workers):
-            batch = work[done:done + len(chunk.paths) + len(chunk.failed)]
-            for item in batch:
-                item.digest = next(digests)
-            _commit_batch(writer, model_id, batch, chunk, summary)
-            done += len(batch)
-            yield _progress("embed", done, total, done, t0, batch[-1].path)
+    # Files that skipped the hash phase are hashed by the decoders, from the bytes they decode, for move detection.
+    for chunk in _chunks(embedder, [w.path for w in work], summary, cancel, batch_size, workers, digests=True):
+        batch = work[done:done + len(chunk.paths) + len(chunk.failed)]
+        hashed = dict(zip(chunk.paths, chunk.digests)) | {d.path: d.digest for d in chunk.failed}
+        for item in batch:
+            item.digest = item.digest or hashed.get(item.path)
+        _commit_batch(writer, model_id, batch, chunk, summary)
+        done += len(batch)
+        yield _progress("embed", done, total, done, t0, batch[-1].path)
 
 
 def _chunks(embedder: Embedder, paths: list[str], summary: IndexSummary, cancel: Callable[[], bool],
-            batch_size: int, workers: int | None) -> Iterator[EmbeddedChunk]:
+            batch_size: int, workers: int | None, digests: bool = False) -> Iterator[EmbeddedChunk]:
     """The embedded chunks of ``paths`` in order, until all are done or ``cancel()`` (then ``summary.cancelled``).
 
     The caller commits each chunk before asking for the next, so a cancel keeps every chunk handed out.
+    ``digests`` asks the decoders for content hashes (:meth:`core.embedder.Embedder.embed_chunks`).
 
     Raises:
         LibraryError: a decoding process died, and not because of a cancel.
     """
-    chunks = embedder.embed_chunks(paths, batch_size=batch_size, workers=workers)
+    chunks = embedder.embed_chunks(paths, batch_size=batch_size, workers=workers, digests=digests)
     try:
         for chunk in chunks:
             yield chunk

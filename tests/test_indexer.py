@@ -20,6 +20,7 @@ import core.scan
 from core.cli import main
 from core.embedder import NON_FINITE
 from core.errors import LibraryBusyError, ModelMismatchError
+from core.files import content_hash
 from core.indexer import IndexSummary, index_folders
 from core.library import DB_NAME, Library
 from core.query import QueryItem
@@ -194,6 +195,24 @@ def test_corrupt_file_zoo(tmp_path, embedder):
         fixed = run_index(lib, [tmp_path / "zoo"], embedder)
         assert (fixed.updated, fixed.failed) == (1, 0)
         assert "text.png" not in {Path(f.path).name for f in lib.failures()}
+
+
+def test_decoding_processes_record_each_files_content_hash_and_a_move_is_recognised(tmp_path, embedder):
+    """New files are hashed by the decoders from the bytes they decode: the hash a re-read gives, for a
+    file that fails to decode too, so a later move of either keeps its row."""
+    paths = make_tree(tmp_path / "art", styles=2, per_style=3)
+    (tmp_path / "art" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    with Library.open(tmp_path / "lib") as lib:
+        progress = list(index_folders(lib, [tmp_path / "art"], embedder, workers=2, batch_size=4))
+        assert (progress[-1].summary.added, progress[-1].summary.failed) == (6, 1)
+        con = sqlite3.connect(tmp_path / "lib" / DB_NAME)
+        stored = dict(con.execute("SELECT relpath, content_hash FROM images").fetchall())
+        con.close()
+        assert stored == {p.relative_to(tmp_path / "art").as_posix(): content_hash(p)
+                          for p in [*paths, tmp_path / "art" / "broken.jpg"]}
+        shutil.move(paths[0], tmp_path / "art" / "moved.png")
+        again = run_index(lib, [tmp_path / "art"], embedder)
+        assert (again.moved, again.embedded, again.removed) == (1, 0, 0)
 
 
 def test_cancel_keeps_committed_batches_and_resume_finishes(tmp_path, embedder):
