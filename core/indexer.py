@@ -122,15 +122,22 @@ def _index_roots(library: Library, writer: LibraryWriter, model_id: int, embedde
             log.warning("root %s is missing; its images are kept until it is back or removed", root.path)
             summary.missing_roots.append(root.path)
             continue
-        scans.append(_Scan(root.id, root.path, []))
+        entries: list[FileEntry] = []
         for entry in scan(root.path):
-            scans[-1].entries.append(entry)
+            entries.append(entry)
             found += 1
             if found % SCAN_REPORT_EVERY == 0:
                 yield IndexProgress("scan", found, 0, current=entry.relpath)
                 if cancel():
                     summary.cancelled = True
                     return
+        if not entries and library.ids_under([root.path]):
+            # An empty folder where the library has images is most often a share or drive not mounted
+            # (its mount point left behind): keep them, as for a missing root, until the user removes it.
+            log.warning("root %s is empty; its images are kept until files are back or it is removed", root.path)
+            summary.missing_roots.append(root.path)
+            continue
+        scans.append(_Scan(root.id, root.path, entries))
     yield IndexProgress("scan", found, found)
     work = yield from _reconcile(writer, model_id, scans, summary)
     if work:

@@ -256,6 +256,23 @@ def test_missing_root_keeps_its_images(tmp_path, embedder):
         assert lib.status().indexed == 4
 
 
+def test_an_emptied_root_keeps_its_images_like_an_unmounted_share(tmp_path, embedder):
+    drive = tmp_path / "share"
+    make_tree(drive, styles=2, per_style=2)
+    (tmp_path / "empty").mkdir()
+    with Library.open(tmp_path / "lib") as lib:
+        run_index(lib, [drive, tmp_path / "empty"], embedder)
+        drive.rename(tmp_path / "mounted")
+        drive.mkdir()  # the mount point left behind
+        summary = run_index(lib, [], embedder)
+        assert summary.removed == 0 and summary.missing_roots == [str(drive)]  # an empty root that had none is fine
+        assert lib.status().indexed == 4
+        drive.rmdir()
+        (tmp_path / "mounted").rename(drive)
+        back = run_index(lib, [], embedder)
+        assert (back.missing_roots, back.removed, back.embedded) == ([], 0, 0) and lib.status().indexed == 4
+
+
 def test_parent_folder_adopts_nested_root(tmp_path, embedder):
     paths = make_tree(tmp_path / "art", styles=2, per_style=2)
     with Library.open(tmp_path / "lib") as lib:
