@@ -80,6 +80,26 @@ def badge_text(percentile: float | None, expanded: bool = False) -> str | None:
     return f"{percentile:.0f} · {label_for(percentile)}" if expanded else f"{percentile:.0f}"
 
 
+
+def begin_tile(painter: QPainter, option: QStyleOptionViewItem) -> tuple[QRect, bool, bool]:
+    """Start painting a tile the way every grid and list of images here does: save the painter, smooth
+    drawing, and a rounded highlight behind a selected or hovered tile. Returns the tile's cell, selected,
+    hovered; the caller restores the painter."""
+    painter.save()
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+    cell = option.rect.adjusted(3, 3, -3, -3)
+    selected = bool(option.state & QStyle.StateFlag.State_Selected)
+    hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
+    if selected or hovered:
+        pal = option.palette
+        path = QPainterPath()
+        path.addRoundedRect(QRectF(cell), RADIUS + 2, RADIUS + 2)
+        painter.fillPath(path, mix(pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Highlight),
+                                   0.35 if selected else 0.12))
+    return cell, selected, hovered
+
+
 class TileDelegate(QStyledItemDelegate):
     """A results tile: thumbnail, file name, and a badge with the calibrated score when the model gives one."""
 
@@ -104,17 +124,7 @@ class TileDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         pal = option.palette
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        cell = option.rect.adjusted(3, 3, -3, -3)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
-        if selected or hovered:
-            bg = pal.color(QPalette.ColorRole.Highlight)
-            path = QPainterPath()
-            path.addRoundedRect(QRectF(cell), RADIUS + 2, RADIUS + 2)
-            painter.fillPath(path, mix(pal.color(QPalette.ColorRole.Base), bg, 0.35 if selected else 0.12))
+        cell, selected, hovered = begin_tile(painter, option)
         thumb = QRect(cell.left() + 3, cell.top() + 3, cell.width() - 6, cell.width() - 6)
         drawn = draw_thumbnail(painter, thumb, index.data(Qt.ItemDataRole.DecorationRole), pal,
                                index.data(ThumbFailedRole))

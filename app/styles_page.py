@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QModelIndex, QPoint, QRect, QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QFontMetrics, QPainter, QPainterPath, QPalette
+from PySide6.QtGui import QFontMetrics, QPainter, QPalette
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QInputDialog, QLabel, QListView, QMenu, QPushButton,
-                               QSpinBox, QSplitter, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout,
+                               QSpinBox, QSplitter, QStyledItemDelegate, QStyleOptionViewItem, QVBoxLayout,
                                QWidget)
 
-from app.delegates import RADIUS, draw_thumbnail, mix
+from app.delegates import begin_tile, draw_thumbnail
 from app.engine import Engine
 from app.moodboard_model import MoodboardEntry
 from app.results_model import ResultsModel
@@ -82,17 +82,7 @@ class StyleDelegate(QStyledItemDelegate):
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: QModelIndex) -> None:
         pal = option.palette
-        painter.save()
-        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        cell = option.rect.adjusted(3, 3, -3, -3)
-        selected = bool(option.state & QStyle.StateFlag.State_Selected)
-        hovered = bool(option.state & QStyle.StateFlag.State_MouseOver)
-        if selected or hovered:
-            path = QPainterPath()
-            path.addRoundedRect(cell, RADIUS + 2, RADIUS + 2)
-            painter.fillPath(path, mix(pal.color(QPalette.ColorRole.Base), pal.color(QPalette.ColorRole.Highlight),
-                                       0.35 if selected else 0.12))
+        cell = begin_tile(painter, option)[0]
         line = QFontMetrics(option.font).height()
         painter.setPen(pal.color(QPalette.ColorRole.Text))
         painter.drawText(QRect(cell.left() + 6, cell.top() + 3, cell.width() - 12, line),

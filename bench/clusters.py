@@ -34,7 +34,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import core.clusters  # noqa: E402
-from core.clusters import StyleClusters, default_k, spherical_kmeans  # noqa: E402
+from core.clusters import StyleClusters, adjusted_rand_index, default_k, purity, spherical_kmeans  # noqa: E402
 from core.embedder import l2_normalise  # noqa: E402
 from core.library import Library  # noqa: E402
 from core.writer import ImageFile  # noqa: E402
@@ -52,24 +52,6 @@ def synthetic(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     truth = rng.choice(styles, size=n, p=weights / weights.sum())
     centres = l2_normalise(rng.standard_normal((styles, DIM)))
     return l2_normalise(centres[truth] + NOISE * rng.standard_normal((n, DIM))), truth
-
-
-def ari(truth: np.ndarray, found: np.ndarray) -> float:
-    from math import comb
-
-    _, t = np.unique(truth, return_inverse=True)
-    _, f = np.unique(found, return_inverse=True)
-    table = np.zeros((t.max() + 1, f.max() + 1), np.int64)
-    np.add.at(table, (t, f), 1)
-    pairs = sum(comb(int(v), 2) for v in table.ravel())
-    rows = sum(comb(int(v), 2) for v in table.sum(1))
-    cols = sum(comb(int(v), 2) for v in table.sum(0))
-    expected = rows * cols / comb(len(truth), 2)
-    return (pairs - expected) / ((rows + cols) / 2 - expected)
-
-
-def purity(truth: np.ndarray, found: np.ndarray) -> float:
-    return sum(np.bincount(truth[found == c]).max() for c in np.unique(found)) / len(truth)
 
 
 def write_vectors(library: Library, vectors: np.ndarray, first: int) -> None:
@@ -92,7 +74,7 @@ def one_size(n: int, repeats: int, work: Path) -> dict:
         _, labels, _ = spherical_kmeans(x, k)
         times.append(time.perf_counter() - start)
     out = {"n": n, "k": k, "styles": int(truth.max() + 1), "kmeans_s": round(statistics.median(times), 3),
-           "ari": round(ari(truth, labels), 4), "purity": round(purity(truth, labels), 4)}
+           "ari": round(adjusted_rand_index(truth, labels), 4), "purity": round(purity(truth, labels), 4)}
     extra, _ = synthetic(n // 100, seed=1)
     with Library.open(work / f"library-{n}") as library:
         with library.writer() as w:

@@ -290,6 +290,25 @@ class StyleClusters:
             log.warning("could not save the style clusters (%s); they will be computed again next time", exc)
 
 
+def adjusted_rand_index(truth: np.ndarray, found: np.ndarray) -> float:
+    """How well clusters recover known styles (tests, bench/clusters.py): Hubert and Arabie's adjusted Rand
+    index, 1 for identical partitions whatever the labels, about 0 for chance agreement."""
+    _, t = np.unique(truth, return_inverse=True)
+    _, f = np.unique(found, return_inverse=True)
+    table = np.zeros((t.max() + 1, f.max() + 1), np.int64)
+    np.add.at(table, (t, f), 1)
+    pairs = sum(math.comb(int(v), 2) for v in table.ravel())
+    rows = sum(math.comb(int(v), 2) for v in table.sum(1))
+    cols = sum(math.comb(int(v), 2) for v in table.sum(0))
+    expected = rows * cols / math.comb(len(truth), 2)
+    return (pairs - expected) / ((rows + cols) / 2 - expected)
+
+
+def purity(truth: np.ndarray, found: np.ndarray) -> float:
+    """The share of images in their cluster's majority style."""
+    return sum(np.bincount(truth[found == c]).max() for c in np.unique(found)) / len(truth)
+
+
 def _check_k(k: int | None) -> None:
     if k is not None and k < 1:
         raise QueryError(f"the number of style clusters must be at least 1, got {k}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from math import comb
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,8 @@ import pytest
 
 import core.clusters
 from core.cli import main as core_main
-from core.clusters import MAX_DEFAULT_K, STYLES_FILE, StyleClusters, default_k, spherical_kmeans
+from core.clusters import (MAX_DEFAULT_K, STYLES_FILE, StyleClusters, adjusted_rand_index, default_k, purity,
+                           spherical_kmeans)
 from core.embedder import Embedder, l2_normalise
 from core.errors import QueryError
 from core.indexer import index_folders
@@ -24,24 +24,6 @@ from core.search import Searcher
 from library_fixtures import make_tree, style_image, tiny_model_file
 
 STYLES, PER_STYLE = 6, 6
-
-
-def adjusted_rand_index(truth: np.ndarray, found: np.ndarray) -> float:
-    """Hubert and Arabie's ARI: 1 for identical partitions, about 0 for chance agreement."""
-    _, t = np.unique(truth, return_inverse=True)
-    _, f = np.unique(found, return_inverse=True)
-    table = np.zeros((t.max() + 1, f.max() + 1), np.int64)
-    np.add.at(table, (t, f), 1)
-    pairs = sum(comb(int(v), 2) for v in table.ravel())
-    rows = sum(comb(int(v), 2) for v in table.sum(1))
-    cols = sum(comb(int(v), 2) for v in table.sum(0))
-    expected = rows * cols / comb(len(truth), 2)
-    return (pairs - expected) / ((rows + cols) / 2 - expected)
-
-
-def purity(truth: np.ndarray, found: np.ndarray) -> float:
-    """The share of images in their cluster's majority style."""
-    return sum(np.bincount(truth[found == c]).max() for c in np.unique(found)) / len(truth)
 
 
 def synthetic(groups: int, per_group: int, dim: int = 320, noise: float = 0.05, seed: int = 0):
@@ -254,3 +236,13 @@ def test_cli_refuses_an_empty_library_and_a_bad_k(tmp_path, world, capsys):
     assert "empty" in capsys.readouterr().err
     assert core_main(["clusters", "--library", str(world.library), "--k", "0"]) == 2
     assert "at least 1" in capsys.readouterr().err
+
+
+def test_the_agreement_measures_on_known_partitions():
+    truth = np.array([0, 0, 0, 1, 1, 1])
+    assert adjusted_rand_index(truth, np.array([5, 5, 5, 2, 2, 2])) == 1.0 == purity(truth, np.array([1, 1, 1, 0, 0, 0]))
+    # worked by hand: same-pair counts 3 in the table, 7 in the rows, 7 in the columns, of C(8, 2) = 28 pairs
+    found = np.array([0, 0, 1, 1, 1, 2, 2, 2])
+    expected = 7 * 7 / 28
+    assert adjusted_rand_index(np.array([0, 0, 0, 1, 1, 1, 2, 2]), found) == pytest.approx((3 - expected) / (7 - expected))
+    assert purity(truth, np.array([0, 1, 0, 1, 0, 1])) == pytest.approx(4 / 6)
