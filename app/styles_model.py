@@ -26,11 +26,6 @@ CohesionRole = _BASE + 4
 ClusterIdRole = _BASE + 5
 
 
-def style_title(cluster: Any) -> str:
-    """How a style is named on screen and as a default moodboard name (ids count from 1 for people)."""
-    return f"Style {cluster.id + 1}"
-
-
 class StylesModel(QAbstractListModel):
     """A read-only list of style clusters, largest first."""
 
@@ -61,9 +56,9 @@ class StylesModel(QAbstractListModel):
             return None
         c = self._rows[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
-            return f"{style_title(c)} · {c.size:,} images"
+            return f"{c.title} · {c.size:,} images"
         if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{style_title(c)}: {c.size:,} images, cohesion {c.cohesion:.2f}\n" + "\n".join(c.representatives)
+            return f"{c.title}: {c.size:,} images, cohesion {c.cohesion:.2f}\n" + "\n".join(c.representatives)
         if role == SizeRole:
             return c.size
         if role == CohesionRole:

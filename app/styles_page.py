@@ -26,7 +26,7 @@ from app.engine import Engine
 from app.moodboard_model import MoodboardEntry
 from app.results_model import ResultsModel
 from app.roles import PathRole
-from app.styles_model import PixmapsRole, StylesModel, style_title
+from app.styles_model import PixmapsRole, StylesModel
 from app.thumbnails import ThumbnailProvider
 from app.views import ResultsView
 from core.errors import AladinError
@@ -280,7 +280,7 @@ class StylesPage(QWidget):
 
     def _show_opened(self) -> None:
         c = self.opened
-        self.title.setText(f"{style_title(c)}: {c.size:,} images, closest to its centre first" if c else "")
+        self.title.setText(f"{c.title}: {c.size:,} images, closest to its centre first" if c else "")
         self.add_button.setEnabled(c is not None)
         self.save_button.setEnabled(c is not None)
 
@@ -301,7 +301,7 @@ class StylesPage(QWidget):
         if self.opened is None or not self.members.rowCount():
             return
         if name is None:
-            name, ok = QInputDialog.getText(self, "Save as Moodboard", "Name:", text=style_title(self.opened))
+            name, ok = QInputDialog.getText(self, "Save as Moodboard", "Name:", text=self.opened.title)
             if not ok:
                 return
         entries = [MoodboardEntry(r.path, image_id=r.image_id) for r in self.members.results()[:MOODBOARD_IMAGES]]

@@ -101,6 +101,11 @@ class StyleCluster:
         return len(self.ids)
 
     @property
+    def title(self) -> str:
+        """How the style is named to people (CLI, app, default moodboard name): ids count from 1 there."""
+        return f"Style {self.id + 1}"
+
+    @property
     def cohesion(self) -> float:
         """Mean similarity to the centroid: near 1 for a tight style, lower for a loose one."""
         return float(self.scores.mean()) if len(self.scores) else 0.0

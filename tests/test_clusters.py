@@ -227,7 +227,8 @@ def test_cli_prints_clusters_as_json_and_text(world, capsys):
     lines = capsys.readouterr().out.splitlines()
     k = default_k(STYLES * PER_STYLE)
     assert lines[0] == f"{k} styles in {STYLES * PER_STYLE} images"
-    assert sum(line.startswith("style ") for line in lines) == k
+    titles = [line.split(" (id ")[0] for line in lines[1:] if line.startswith("Style ")]
+    assert titles == [f"Style {n + 1}" for n in range(k)]  # numbered from 1, as in the app
     assert all(Path(line.strip()).is_file() for line in lines[1:] if line.startswith("  "))
 
 

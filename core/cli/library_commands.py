@@ -263,7 +263,7 @@ def run_clusters(args: argparse.Namespace) -> int:
     since = f"; {styles.assigned} changed since, placed in their nearest style" if styles.assigned else ""
     lines = [f"{len(styles.clusters)} styles in {styles.count} images{since}"]
     for c in styles.clusters:
-        lines.append(f"style {c.id}: {c.size} images, cohesion {c.cohesion:.3f}")
+        lines.append(f"{c.title} (id {c.id}): {c.size} images, cohesion {c.cohesion:.3f}")
         lines.extend(f"  {path}" for path in c.representatives)
     print_lines(lines)
     return 0
