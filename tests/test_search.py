@@ -231,3 +231,22 @@ def test_min_score_keeps_exactly_the_results_at_or_above_it(world):
         assert 0 < len(kept) < len(everything)
     few = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=2, min_score=50.0))
     assert len(few) <= 2 and all(r.percentile >= 50.0 for r in few)
+
+
+def test_a_folder_filter_is_read_once_per_library_state(tmp_path, monkeypatch):
+    paths = make_tree(tmp_path / "art", 2, 3)
+    embedder = tiny_embedder(tmp_path)
+    with Library.open(tmp_path / "lib") as lib:
+        list(index_folders(lib, [tmp_path / "art"], embedder, workers=0))
+        searcher = Searcher(lib, embedder)
+        reads = []
+        ids_under = lib.ids_under
+        monkeypatch.setattr(lib, "ids_under", lambda folders: reads.append(folders) or ids_under(folders))
+        inside = SearchFilters(folder=str(tmp_path / "art" / "style01"), k=10)
+        for _ in range(3):
+            assert len(searcher.search([QueryItem(str(paths[0]))], inside)) == 3
+        assert len(reads) == 1
+        style_image(tmp_path / "art" / "style01" / "new.png", 1, 9)
+        list(index_folders(lib, [], embedder, workers=0))  # the library's state moves on: read again
+        found = searcher.search([QueryItem(str(paths[0]))], inside)
+        assert len(reads) == 2 and str(tmp_path / "art" / "style01" / "new.png") in [r.path for r in found]
