@@ -43,7 +43,7 @@ def badge_area(image: QImage) -> list[int]:
 
 
 @pytest.fixture
-def model(qtmodeltester, tmp_path):
+def model(qapp, qtmodeltester, tmp_path):
     provider = ThumbnailProvider(edge=EDGE)
     model = ResultsModel(provider)
     model.set_results(results(tmp_path, [82.4, None]))
