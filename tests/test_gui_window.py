@@ -160,7 +160,8 @@ def test_named_moodboards_and_restore_on_start(qtbot, searched, art, tmp_path, m
     w.boards.rename("Blue stripes", "Stripes")
     qtbot.waitUntil(lambda: w.boards.saved == ["Stripes"] and w.boards.name == "Stripes", timeout=5000)
     w.boards.clear()
-    assert w.moodboard.rowCount() == 0 and w.ui.stack.currentWidget() is w.ui.library_pane  # the library shows
+    assert w.moodboard.rowCount() == 0 and w.ui.stack.currentWidget() is w.ui.library_pane
+    assert not w.ui.filters.isVisibleTo(w)  # the library shows, without the search filters
     w.boards.load("Stripes")
     qtbot.waitUntil(lambda: w.moodboard.rowCount() == 2, timeout=5000)
     second = w.moodboard.entries()[1]
@@ -558,6 +559,7 @@ def test_the_styles_page_searches_and_fills_the_moodboard_and_scores_can_be_hidd
     with qtbot.waitSignal(window.engine.results, timeout=20000):
         window.styles.more_like_this.emit(path)
     assert [e.path for e in window.moodboard.entries()] == [path] and pages.currentIndex() == 0
+    assert window.ui.filters.isVisibleTo(window)  # search filters show with a moodboard, not on the library page
     window.styles.add_to_moodboard.emit([str(art / "style01" / "v1.png")])
     assert [e.path for e in window.moodboard.entries()][-1] == str(art / "style01" / "v1.png")
     assert window.results.show_scores and window.act.show_scores.isChecked()

@@ -217,7 +217,7 @@ class MainWindow(QMainWindow):
         ui.empty_add.setEnabled(e.has_model)
         first_run = e.library_open and not has_roots and not e.indexing and not has_board
         ui.query.setVisible(not first_run)
-        ui.filters.setVisible(not first_run)
+        ui.filters.setVisible(has_board)  # they narrow a search; the library page has its own folders and sort
         if self.results.rowCount() > 0:
             ui.stack.setCurrentWidget(ui.view)
             return
