@@ -61,3 +61,17 @@ def assert_known_error(code: int, err: str, words: str) -> None:
     """A known error as the user meets it: exit status 2 and one line (no traceback) that says ``words``."""
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("aladin: error: ") and words in lines[0], err
+
+
+def started_engine(qtbot, library: Path, model: Path, batch_size: int = 4):
+    """An app engine on ``library`` with ``model`` loaded, indexing in a thread (no child process to start),
+    for the GUI tests of pages and dialogs; the caller shuts it down."""
+    from app.engine import Engine
+
+    engine = Engine()
+    engine.index_in_process = False
+    engine.index_options = {"workers": 0, "batch_size": batch_size}
+    with qtbot.waitSignals([engine.library_ready, engine.model_ready], timeout=20000):
+        engine.open_library(str(library))
+        engine.load_model(str(model), "cpu")
+    return engine

@@ -15,7 +15,7 @@ from app.styles_page import MOODBOARD_IMAGES, StylesPage
 from app.thumbnails import ThumbnailProvider
 from core.clusters import default_k
 from core.library import Library
-from library_fixtures import style_image
+from library_fixtures import started_engine, style_image
 from test_clusters import PER_STYLE, STYLES, indexed, world  # noqa: F401,F811 (fixtures: one library a module)
 
 pytestmark = pytest.mark.qt_log_ignore("This plugin does not support")  # offscreen platform limits
@@ -23,12 +23,7 @@ pytestmark = pytest.mark.qt_log_ignore("This plugin does not support")  # offscr
 
 @pytest.fixture
 def engine(qtbot, world):
-    engine = Engine()
-    engine.index_in_process = False
-    engine.index_options = {"workers": 0, "batch_size": 8}
-    with qtbot.waitSignals([engine.library_ready, engine.model_ready], timeout=20000):
-        engine.open_library(str(world.library))
-        engine.load_model(str(world.model), "cpu")
+    engine = started_engine(qtbot, world.library, world.model, batch_size=8)
     yield engine
     engine.shutdown()
 

@@ -18,13 +18,13 @@ from core.library import Library
 from core.modelfile import load_model_file
 from core.paths import cache_dir
 from core.query import QueryItem, SearchFilters
-from app.engine import Engine, SearchRequest
+from app.engine import SearchRequest
 from app.moodboard_model import MoodboardEntry
 from app.teach.dialog import TeachDialog
 from app.teach.groups import FOLDER, MOODBOARD, Group, split_group, write_manifests
 from app.teach.pipeline import EXPORT, MEASURE_AFTER, MEASURE_BEFORE, TRAIN, Figures, TeachOutcome, TeachPlan
 from app.teach.store import models_dir
-from library_fixtures import make_tree, style_image, tiny_model_file
+from library_fixtures import make_tree, started_engine, style_image, tiny_model_file
 from test_gui_window import make_window
 from test_process_leaks import _descendants, _survivors
 
@@ -59,12 +59,7 @@ def world(tmp_path) -> World:
 
 @pytest.fixture
 def engine(qtbot, world):
-    engine = Engine()
-    engine.index_in_process = False
-    engine.index_options = {"workers": 0, "batch_size": 4}
-    with qtbot.waitSignals([engine.library_ready, engine.model_ready], timeout=20000):
-        engine.open_library(str(world.library))
-        engine.load_model(str(world.model), "cpu")
+    engine = started_engine(qtbot, world.library, world.model, batch_size=4)
     yield engine
     engine.shutdown()
 
