@@ -34,7 +34,7 @@ from core.errors import ImageError
 from core.files import atomic_write
 from core.images import decode
 from core.library import Failure, ImageFacts, Library
-from core.vector_index import EXACT_SLICE, HNSW_EF_SEARCH, ExactIndex, HnswIndex, VectorIndex
+from core.vector_index import EXACT_SLICE, ExactIndex, HnswIndex, VectorIndex
 
 log = logging.getLogger(__name__)
 
@@ -143,16 +143,11 @@ def candidate_pairs(index: VectorIndex, similarity: float = SIMILARITY, neighbou
     elif isinstance(index, HnswIndex):
         labels = index.labels()
         k = min(neighbours + 1, len(labels))
-        # A copy is among an image's very nearest neighbours: a short walk finds it. Searches set their
-        # own ef per query (HnswIndex.query), so one running meanwhile is not narrowed for long.
-        index.graph.set_ef(max(DUPLICATE_EF, k))
-        try:
-            for i in range(0, len(labels), QUERY_BATCH):
-                part = labels[i:i + QUERY_BATCH]
-                near, dist = index.graph.knn_query(index.vectors(part), k=k, num_threads=-1)
-                found.append(_pairs(part, near.astype(np.int64), 1.0 - dist, similarity))
-        finally:
-            index.graph.set_ef(HNSW_EF_SEARCH)
+        # A copy is among an image's very nearest neighbours: a short walk finds it.
+        for i in range(0, len(labels), QUERY_BATCH):
+            part = labels[i:i + QUERY_BATCH]
+            near, sims = index.neighbours(index.vectors(part), k, DUPLICATE_EF)
+            found.append(_pairs(part, near, sims, similarity))
     pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
     return np.unique(pairs, axis=0) if len(pairs) else pairs
 

@@ -9,6 +9,7 @@ on disk, is :mod:`core.index_cache`'s job.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 
 import numpy as np
@@ -108,6 +109,9 @@ class HnswIndex:
         self.graph = graph
         self.graph.set_ef(HNSW_EF_SEARCH)
         self._deleted: set[int] = set(int(i) for i in deleted)
+        # The walk's breadth (ef) is the graph's, not the query's: a walk sets it and walks under this lock,
+        # so a search never runs with the short breadth of a neighbour scan in another thread.
+        self._walk = threading.Lock()
 
     def __len__(self) -> int:
         return self.graph.get_current_count() - len(self._deleted)
@@ -149,14 +153,27 @@ class HnswIndex:
         k = min(k, len(self))
         if k == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        self.graph.set_ef(max(HNSW_EF_SEARCH, k))
         try:
-            labels, dist = self.graph.knn_query(q[None, :], k=k, num_threads=1, filter=accept)
+            with self._walk:
+                self.graph.set_ef(max(HNSW_EF_SEARCH, k))
+                labels, dist = self.graph.knn_query(q[None, :], k=k, num_threads=1, filter=accept)
         except RuntimeError:
             # The graph could not reach k live (or allowed) points: answer exactly instead.
             ids = self.labels() if allowed is None else np.fromiter(allowed_set, np.int64, len(allowed_set))
             return top_k(ids, scores(self.vectors(ids), q), k)
         return labels[0].astype(np.int64), (1.0 - dist[0]).astype(np.float32)
+
+    def neighbours(self, vectors: np.ndarray, k: int, ef: int) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` nearest labels of each of ``vectors`` with their cosines, by walks of breadth ``ef``:
+        an image's very nearest neighbours (duplicates, CSLS's r(x)) need far shorter walks than a search.
+
+        Raises:
+            RuntimeError: the graph could not reach ``k`` live points (hnswlib's own error).
+        """
+        with self._walk:
+            self.graph.set_ef(max(ef, k))
+            labels, dist = self.graph.knn_query(vectors, k=k, num_threads=-1)
+        return labels.astype(np.int64), (1.0 - dist).astype(np.float32)
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         if not len(ids):
