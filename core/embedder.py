@@ -9,8 +9,11 @@ cheap and can be refitted on a user's collection without re-embedding.
 from __future__ import annotations
 
 import logging
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 
@@ -47,6 +50,9 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+# Chunks in the network at once on the CPU (see Embedder.embed_chunks).
+NETWORK_LANES = 2
+
 @dataclass
 class EmbeddedChunk:
     """Raw vectors for the decodable inputs of a chunk, plus the ones that failed.
@@ -61,6 +67,26 @@ class EmbeddedChunk:
     sizes: list[tuple[int, int]]
     failed: list[Decoded]
     digests: list[str | None]
+
+
+@dataclass
+class _Embedded:
+    """One decoded chunk through the network, before it knows its place in the input."""
+
+    decoded: list[Decoded]
+    good: list[int]
+    raw: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.decoded)
+
+    def at(self, start: int) -> EmbeddedChunk:
+        decoded, good = self.decoded, self.good
+        return EmbeddedChunk(paths=[decoded[i].path for i in good], positions=[start + i for i in good],
+                             raw=self.raw, sizes=[decoded[i].size for i in good],
+                             failed=[d for d in decoded if d.error is not None],
+                             digests=[decoded[i].digest for i in good])
 
 
 class Embedder:
@@ -176,21 +202,31 @@ class Embedder:
         network_s = self.network_seconds() if workers is None and self.device.type == "cpu" else None
         cpu = plan(device=self.device.type, decoders=workers, network_s=network_s)
         threads = torch_threads_for(cpu.torch_threads) if cpu.decoders else nullcontext()
-        with threads:
+        # On the CPU two chunks go through the network at once, each on its own thread: torch releases
+        # the GIL, so a cheap-to-decode collection gets a second core for the model when the decoders
+        # leave it idle, and a costly one simply has the second lane waiting for pixels.
+        lanes = NETWORK_LANES if self.device.type == "cpu" and cpu.decoders and (os.cpu_count() or 1) > 1 else 1
+        with threads, ThreadPoolExecutor(lanes, thread_name_prefix="aladin-network") as pool:
+            running: deque = deque()
             for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders, digests=digests):
-                good = [i for i, d in enumerate(decoded) if d.error is None]
-                raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
-                       else np.zeros((0, self.dim), np.float32))
-                usable = self._finite_rows(raw)
-                for i in np.flatnonzero(~usable):
-                    decoded[good[i]].error = NON_FINITE
-                good = [i for i, ok in zip(good, usable) if ok]
-                raw = raw[usable]
-                yield EmbeddedChunk(paths=[decoded[i].path for i in good], positions=[start + i for i in good],
-                                    raw=raw, sizes=[decoded[i].size for i in good],
-                                    failed=[d for d in decoded if d.error is not None],
-                                    digests=[decoded[i].digest for i in good])
-                start += len(decoded)
+                running.append(pool.submit(self._embed_decoded, decoded))
+                if len(running) >= lanes:
+                    chunk = running.popleft().result()
+                    yield chunk.at(start)
+                    start += chunk.count
+            while running:
+                chunk = running.popleft().result()
+                yield chunk.at(start)
+                start += chunk.count
+
+    def _embed_decoded(self, decoded: list[Decoded]) -> "_Embedded":
+        good = [i for i, d in enumerate(decoded) if d.error is None]
+        raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
+               else np.zeros((0, self.dim), np.float32))
+        usable = self._finite_rows(raw)
+        for i in np.flatnonzero(~usable):
+            decoded[good[i]].error = NON_FINITE
+        return _Embedded(decoded, [i for i, ok in zip(good, usable) if ok], raw[usable])
 
     def embed_paths(self, paths: list[str], batch_size: int = 16, workers: int | None = None,
                     progress: Callable[[int], None] | None = None) -> tuple[np.ndarray, dict[str, str]]:
