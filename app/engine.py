@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 from core.errors import AladinError, LibraryDamagedError, ModelMismatchError, NoTrainedModelError
 from core.query import QueryItem, SearchFilters
 
-from app.index_process import index_in_process
+from app.index_process import index_in_process, wait_for_children
 from app.moodboard_model import MoodboardEntry
 from app.workers import Worker, guarded, run_in_thread
 
@@ -563,6 +563,7 @@ class Engine(QObject):
         self.cancel_index()
         self.index_pool.waitForDone(30000)
         self.pool.waitForDone(30000)
+        wait_for_children()
         if self.library is not None:
             self.library.close()
             self.library = None

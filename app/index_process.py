@@ -17,6 +17,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import time
 from collections.abc import Generator
 from pathlib import Path
 
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 NICE = 10
 POLL_S = 0.1
+# How long quitting waits for an indexing process that has answered to finish tearing down.
+EXIT_WAIT_S = 10.0
 
 
 def child_main(library_dir: str, folders: list[str], model_spec: str, device: str, options: dict,
@@ -134,3 +137,18 @@ def index_in_process(library_dir: str, folders: list[str], model_spec: str, devi
         # its interpreter to tear down (seconds, with torch), so it is not waited for here:
         # should this thread end first, the kill that follows costs nothing.
         out.close()
+
+
+def wait_for_children(timeout: float = EXIT_WAIT_S) -> bool:
+    """Wait until the indexing processes this app started have exited (and reap them).
+
+    A child that has answered is not waited for while the app runs (see :func:`index_in_process`);
+    at quit it is, so the app leaves no process behind it, not even one still unloading torch.
+    Returns False if one is still running after ``timeout`` (it dies with the app on Linux anyway).
+    """
+    deadline = time.monotonic() + timeout
+    while multiprocessing.active_children():  # also joins the ones that have ended
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)
+    return True
