@@ -49,6 +49,32 @@ def test_worker_processes_give_the_same_vectors(model_path, image_paths):
     assert np.allclose(inline, pooled, atol=1e-6)
 
 
+def test_two_network_lanes_keep_the_order_and_the_failures(model_path, image_paths, tmp_path, monkeypatch):
+    import os
+    import threading
+    import time
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # lanes are for machines with a second core
+    broken = tmp_path / "imgs" / "broken.png"
+    broken.write_bytes(b"not an image")
+    paths = image_paths[:3] + [str(broken)] + image_paths[3:]
+    emb = Embedder(load_model_file(model_path), device="cpu")
+    inline, inline_errors = emb.embed_paths(paths, batch_size=1, workers=0)
+    lanes = set()
+    run = emb.raw_from_pixels
+
+    def slow_network(pixels):  # slower than decoding a tiny image: the next chunk arrives while one runs
+        lanes.add(threading.current_thread().name)
+        time.sleep(0.05)
+        return run(pixels)
+
+    monkeypatch.setattr(emb, "raw_from_pixels", slow_network)
+    laned, errors = emb.embed_paths(paths, batch_size=1, workers=1)
+    assert len(lanes) == 2  # both lanes took chunks
+    assert np.allclose(inline, laned, atol=1e-6) and not laned[3].any()
+    assert list(errors) == list(inline_errors) == [str(broken)]
+
+
 def test_projection_and_postprocess(model_path, image_paths):
     loaded = load_model_file(model_path)
     proj, _ = Embedder(loaded, device="cpu", which="projection").embed_paths(image_paths, workers=0)
