@@ -201,3 +201,21 @@ def test_where_the_kernel_cannot_the_watch_thread_ends_an_orphan(tmp_path):
         proc.stdout.close()
     assert child in {p[0] for p in tree}, tree
     _kill_9_and_check(proc, tree)
+
+
+def test_quitting_waits_for_an_indexing_process_that_has_answered():
+    import multiprocessing
+
+    from app.index_process import wait_for_children
+
+    ctx = multiprocessing.get_context("spawn")
+    tearing_down = ctx.Process(target=time.sleep, args=(0.5,))
+    tearing_down.start()
+    assert wait_for_children(20) and not tearing_down.is_alive() and not multiprocessing.active_children()
+    stuck = ctx.Process(target=time.sleep, args=(30,))
+    stuck.start()
+    try:
+        assert wait_for_children(0.3) is False  # it gives up after its timeout
+    finally:
+        stuck.terminate()
+        stuck.join()
