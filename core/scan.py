@@ -14,8 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,45 @@ def _hidden(entry: os.DirEntry) -> bool:
     return bool(attrs & _HIDDEN_ATTRIBUTE)
 
 
+@dataclass
+class Folder:
+    """One folder of a :func:`walk`: its entries sorted by name, or the error that kept them unread.
+
+    ``prefix`` is its path relative to the root in POSIX form, ending in "/" ("" for the root).
+    """
+
+    path: str
+    prefix: str
+    entries: list[os.DirEntry] = field(default_factory=list)
+    error: OSError | None = None
+    subfolders: list[tuple[str, str]] = field(default_factory=list)
+
+    def descend(self, entry: os.DirEntry) -> None:
+        """Walk into this entry's folder too (the caller decides which entries are folders to walk)."""
+        self.subfolders.append((entry.path, self.prefix + entry.name + "/"))
+
+
+def walk(root: str, stop: Callable[[], bool] = lambda: False) -> Iterator[Folder]:
+    """Every folder under ``root`` that its caller descends into, once each: folders reached through
+    links are followed, and one reached again (a link loop) is not walked twice. The indexer's scan
+    and the watcher's polling signature walk the same folders this way."""
+    seen: set[tuple[int, int]] = set()
+    stack = [(root, "")]
+    while stack and not stop():
+        path, prefix = stack.pop()
+        folder = Folder(path, prefix)
+        try:
+            st = os.stat(path)
+            if (st.st_dev, st.st_ino) in seen:
+                continue
+            seen.add((st.st_dev, st.st_ino))
+            folder.entries = sorted(os.scandir(path), key=lambda e: e.name)
+        except OSError as exc:
+            folder.error = exc
+        yield folder
+        stack.extend(folder.subfolders)
+
+
 def scan(root: Path | str) -> Iterator[FileEntry]:
     """Every image file under ``root`` with its size and mtime, relative paths in POSIX form.
 
@@ -89,27 +128,19 @@ def scan(root: Path | str) -> Iterator[FileEntry]:
     A folder's relative path is worked out once for all its files: a re-index of an
     unchanged library is mostly this walk (bench/library_scale.py).
     """
-    root = os.fspath(root)
-    seen: set[tuple[int, int]] = set()
-    stack = [(root, "")]
-    while stack:
-        folder, prefix = stack.pop()
-        try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            yield _entry(prefix.rstrip("/") or ".", _lstat(folder), f"cannot read this folder: {exc.strerror}")
+    for folder in walk(os.fspath(root)):
+        prefix = folder.prefix
+        if folder.error is not None:
+            yield _entry(prefix.rstrip("/") or ".", _lstat(folder.path),
+                         f"cannot read this folder: {folder.error.strerror}")
             continue
-        for entry in entries:
+        for entry in folder.entries:
             rel = prefix + entry.name
             try:
                 if _hidden(entry):
                     continue
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append((entry.path, rel + "/"))
+                    folder.descend(entry)
                     continue
                 if entry.is_symlink() and not os.path.exists(entry.path):
                     if named_as_image(entry.name):

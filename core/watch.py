@@ -47,6 +47,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from core.scan import walk
+
 log = logging.getLogger(__name__)
 
 EVENTS, POLLING, OFFLINE = "events", "polling", "offline"
@@ -369,25 +371,16 @@ def tree_signature(root: str, ignore: tuple[str, ...] = (), stop: Callable[[], b
     """A digest of every name, size and mtime under ``root``: it changes when a file is added,
     changed, moved or removed. Folders are followed through links once, as the indexer's scan does."""
     digest = hashlib.blake2b(digest_size=16)
-    seen: set[tuple[int, int]] = set()
-    stack = [root]
-    while stack and not stop():
-        folder = stack.pop()
-        try:
-            st = os.stat(folder)
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            entries = sorted(os.scandir(folder), key=lambda e: e.name)
-        except OSError as exc:
-            digest.update(b"\0!" + os.fsencode(folder) + str(exc.errno).encode())
+    for folder in walk(root, stop):
+        if folder.error is not None:
+            digest.update(b"\0!" + os.fsencode(folder.path) + str(folder.error.errno).encode())
             continue
-        for entry in entries:
+        for entry in folder.entries:
             if skipped_name(entry.name) or os.path.normcase(entry.path) in ignore:
                 continue
             try:
                 if entry.is_dir(follow_symlinks=True):
-                    stack.append(entry.path)
+                    folder.descend(entry)
                     digest.update(b"\0d" + os.fsencode(entry.path))
                     continue
                 st = entry.stat(follow_symlinks=True)
