@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from core.colour import colour_histogram, hellinger
 from core.cpu import plan, torch_threads_for
@@ -26,6 +27,7 @@ from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, PostProcess
+from core.texture import TEXTURE_DIM, texture_histograms, texture_vector
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,9 @@ class Embedder:
             raise ValueError(f"which must be 'style' or 'projection', got {self.which!r}")
         self.net = model.net.to(self.device).eval()
         config = model.net.config
-        self.size = config.input_size
+        self.net_size = config.input_size
+        # Decoded pixels are the larger size; the network gets them scaled down to its own.
+        self.size = max(self.net_size, model.info.cue_size)
         self._mean = torch.tensor(config.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(config.std, device=self.device).view(1, 3, 1, 1)
         self._network_s: float | None = None
@@ -123,10 +127,17 @@ class Embedder:
         return float(self.model.info.colour_weight)
 
     @property
+    def texture_weight(self) -> float:
+        return float(self.model.info.texture_weight)
+
+    @property
+    def colour_dim(self) -> int:
+        return int(np.prod(self.model.info.colour_bins)) if self.colour_weight > 0 else 0
+
+    @property
     def dim(self) -> int:
-        """Length of raw and finished vectors: the network part plus the fused colour part, if any."""
-        colour = int(np.prod(self.model.info.colour_bins)) if self.colour_weight > 0 else 0
-        return self.net_dim + colour
+        """Length of raw and finished vectors: the network part plus the fused colour and texture parts, if any."""
+        return self.net_dim + self.colour_dim + (TEXTURE_DIM if self.texture_weight > 0 else 0)
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -139,12 +150,18 @@ class Embedder:
             x = torch.from_numpy(pixels).to(self.device, non_blocking=True)
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - self._mean) / self._std
+            if max(x.shape[-2:]) > self.net_size:  # decoded at the descriptors' larger size
+                x = F.interpolate(x, size=(self.net_size, self.net_size), mode="bilinear", antialias=True,
+                                  align_corners=False)
             with self._autocast():
                 style = self.net.style_code(x)
             out = (self.net.head(style.float()) if self.which == "projection" else style).cpu().numpy().astype(np.float32)
+        parts = [out]
         if self.colour_weight > 0:
-            out = np.concatenate([out, colour_histogram(pixels, self.model.info.colour_bins)], axis=1)
-        return out
+            parts.append(colour_histogram(pixels, self.model.info.colour_bins))
+        if self.texture_weight > 0:
+            parts.append(texture_histograms(pixels))
+        return np.concatenate(parts, axis=1) if len(parts) > 1 else out
 
     def network_seconds(self) -> float:
         """CPU seconds per image the network takes on one thread; timed once, on blank pixels.
@@ -167,13 +184,17 @@ class Embedder:
         raw = np.asarray(raw, dtype=np.float32)
         net = raw[:, : self.net_dim]
         net = l2_normalise(post.apply(net) if post is not None else net)
-        if self.colour_weight <= 0:
+        if self.colour_weight <= 0 and self.texture_weight <= 0:
             return net
         # Concatenating weighted unit vectors makes the cosine score the weighted sum of
-        # the two similarities, and keeps the fused vector unit length.
-        colour = hellinger(raw[:, self.net_dim:])
-        return np.concatenate([np.sqrt(1 - self.colour_weight) * net, np.sqrt(self.colour_weight) * colour],
-                              axis=1).astype(np.float32)
+        # the parts' similarities, and keeps the fused vector unit length.
+        colour_end = self.net_dim + self.colour_dim
+        parts = [np.sqrt(1 - self.colour_weight - self.texture_weight) * net]
+        if self.colour_weight > 0:
+            parts.append(np.sqrt(self.colour_weight) * hellinger(raw[:, self.net_dim:colour_end]))
+        if self.texture_weight > 0:
+            parts.append(np.sqrt(self.texture_weight) * texture_vector(raw[:, colour_end:]))
+        return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _finite_rows(self, raw: np.ndarray) -> np.ndarray:
         """Which rows are finite both raw (as the library stores them) and finished (as search compares them).

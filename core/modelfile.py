@@ -17,7 +17,7 @@ from core.colour import DEFAULT_BINS, check_bins
 from core.cpu import torch_threads_for
 from core.errors import ModelFileError, NoTrainedModelError
 from core.files import atomic_path, content_hash
-from core.model import MIN_INPUT_SIZE, Aladin, ModelConfig, build_model
+from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, Aladin, ModelConfig, build_model
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,11 @@ class ModelInfo:
 
     ``embedding`` records which vector search indexes: the style code f ("style")
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
-    HSV colour histogram with it (core.colour), weighted in the cosine score. ``trained`` is False only for the
+    HSV colour histogram with it (core.colour), and a ``texture_weight`` above zero a histogram of
+    gradients (core.texture), each weighted in the cosine score; the network keeps the rest of the
+    weight. Both descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    size), the network sees the same pixels scaled to its input size: line work needs more pixels than
+    a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
     holds just the parts search runs (style encoder and projection head): a model trained without the
     reconstruction term has no trained decoder worth shipping, and leaving it out makes the file ~3x smaller.
@@ -63,6 +67,8 @@ class ModelInfo:
     embedding: str = "style"
     colour_weight: float = 0.0
     colour_bins: tuple[int, int, int] = DEFAULT_BINS
+    texture_weight: float = 0.0
+    cue_size: int = 0
     trained: bool = True
     training_data: str = ""
     version: str = "1"
@@ -76,14 +82,27 @@ class ModelInfo:
         """Refuse values search cannot work with: a file asking for them would fail later, or exhaust memory.
 
         Raises:
-            ValueError: an unknown embedding kind, a colour weight outside [0, 1), or colour bins out of range.
+            ValueError: an unknown embedding kind, a colour or texture weight outside [0, 1) or the two
+                leaving the network no weight, colour bins out of range, or a cue size no decoder can give.
         """
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
-        weight = self.colour_weight
-        if type(weight) not in (int, float) or not 0.0 <= weight < 1.0:  # NaN fails the range test too
-            raise ValueError(f"colour weight must be a number in [0, 1), got {weight!r}")
+        for name in ("colour", "texture"):
+            weight = getattr(self, f"{name}_weight")
+            if type(weight) not in (int, float) or not 0.0 <= weight < 1.0:  # NaN fails the range test too
+                raise ValueError(f"{name} weight must be a number in [0, 1), got {weight!r}")
+        if self.colour_weight + self.texture_weight >= 1.0:
+            raise ValueError(f"colour and texture weights must leave the network some weight, got "
+                             f"{self.colour_weight!r} + {self.texture_weight!r}")
+        size = self.cue_size
+        if type(size) is not int or (size and not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE):
+            raise ValueError(f"cue size must be 0 or from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} px, got {size!r}")
         self.colour_bins = check_bins(self.colour_bins)
+
+    @property
+    def decode_size(self) -> int:
+        """The size pixels are decoded at: the larger of the network's input and the descriptors' size."""
+        return max(self.config.input_size, self.cue_size)
 
     def to_record(self) -> dict:
         """The flat JSON record a model file holds: the config's settings beside the other fields."""

@@ -156,12 +156,30 @@ def _with_record(tmp_path, changes: dict):
     ({"colour_weight": "0.3"}, "colour weight must be"),
     ({"colour_weight": float("nan")}, "colour weight must be"),
     ({"embedding": "pixels"}, "embedding must be one of"),
+    ({"texture_weight": -0.1}, "texture weight must be a number in [0, 1)"),
+    ({"texture_weight": 0.5, "colour_weight": 0.5}, "must leave the network some weight"),
+    ({"cue_size": 16}, "cue size must be 0 or from 32 to 1024 px"),
+    ({"cue_size": 128.0}, "cue size must be"),
 ])
 def test_metadata_out_of_range_is_refused_on_load(tmp_path, changes, match):
     path = _with_record(tmp_path, changes)
     with pytest.raises(ModelFileError, match="invalid model metadata") as refused:
         load_model_file(path)
     assert match in str(refused.value) and str(path) in str(refused.value)
+
+
+def test_a_file_from_before_the_texture_descriptor_reads_as_no_texture(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = _with_record(tmp_path, {})
+    with safe_open(str(path), framework="pt") as fh:
+        record = json.loads(fh.metadata()[modelfile.META_KEY])
+    for key in ("texture_weight", "cue_size"):
+        record.pop(key)
+    old = _write_with_meta(tmp_path / "old.safetensors", {modelfile.META_KEY: json.dumps(record)}, load_file(path))
+    info = load_model_file(old).info
+    assert (info.texture_weight, info.cue_size, info.decode_size) == (0.0, 0, 32)
 
 
 def test_the_limits_admit_every_real_model():

@@ -1,0 +1,79 @@
+"""An explicit texture descriptor: histograms of local gradients, the line work of a picture.
+
+How strokes are drawn (hard pixel edges or soft anti-aliased ones, thin outlines, smooth shading,
+hatching in one direction) is much of what tells drawn styles apart, and it is what a style
+network trained on one corpus carries over worst to art from other sources (MODEL.md,
+"Independent benchmark"). A model file can fuse this descriptor with its style code, as it can
+the colour histogram (core.colour).
+
+Each histogram counts pixels by gradient magnitude (log-spaced, so faint shading and hard edges
+both get bins) and orientation (modulo 180 degrees): of the luminance at full, half and quarter
+resolution (fine line work, and the shape of larger strokes), and of two opponent-colour channels
+(red-green, yellow-blue) at full resolution, which see edges between colours of equal brightness.
+Each block is L1-normalised; :func:`texture_vector` compares them by Hellinger distance, as the
+colour histogram is.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAGNITUDE_BINS = 8
+ORIENTATION_BINS = 8
+BLOCK = MAGNITUDE_BINS * ORIENTATION_BINS
+LUMINANCE_SCALES = (1, 2, 4)
+# Luminance at each scale, then the two opponent-colour channels at full resolution.
+BLOCKS = len(LUMINANCE_SCALES) + 2
+TEXTURE_DIM = BLOCKS * BLOCK
+# A Sobel magnitude on [0, 1] values reaches about 4.5 at most; the log spacing spreads 0..4.5 over the bins.
+_GAIN = 20.0
+_TOP = float(np.log1p(_GAIN * 4.5))
+# The smallest picture whose quarter-resolution view still has a gradient: 3 x 3 pixels there.
+MIN_SIZE = 3 * max(LUMINANCE_SCALES)
+
+
+def _gradient_histogram(channel: np.ndarray) -> np.ndarray:
+    """(N, H, W) float in [0, 1] to (N, BLOCK) L1-normalised counts of Sobel magnitude x orientation."""
+    y = np.pad(channel, ((0, 0), (1, 1), (1, 1)), mode="edge")
+    gx = 2 * (y[:, 1:-1, 2:] - y[:, 1:-1, :-2]) + (y[:, :-2, 2:] - y[:, :-2, :-2]) + (y[:, 2:, 2:] - y[:, 2:, :-2])
+    gy = 2 * (y[:, 2:, 1:-1] - y[:, :-2, 1:-1]) + (y[:, 2:, :-2] - y[:, :-2, :-2]) + (y[:, 2:, 2:] - y[:, :-2, 2:])
+    magnitude = np.log1p(_GAIN * np.hypot(gx, gy)) * (MAGNITUDE_BINS / _TOP)
+    orientation = np.arctan2(gy, gx) * (ORIENTATION_BINS / np.pi) % ORIENTATION_BINS
+    bins = (np.minimum(magnitude.astype(np.int64), MAGNITUDE_BINS - 1) * ORIENTATION_BINS
+            + np.minimum(orientation.astype(np.int64), ORIENTATION_BINS - 1))
+    n = len(bins)
+    flat = (bins.reshape(n, -1) + (np.arange(n) * BLOCK)[:, None]).ravel()
+    counts = np.bincount(flat, minlength=n * BLOCK).reshape(n, BLOCK)
+    return counts / counts.sum(1, keepdims=True)
+
+
+def _shrink(channel: np.ndarray, factor: int) -> np.ndarray:
+    """Box-filtered downscale by a whole factor (the edge rows that do not fill a box are dropped)."""
+    n, h, w = channel.shape
+    h, w = h - h % factor, w - w % factor
+    return channel[:, :h, :w].reshape(n, h // factor, factor, w // factor, factor).mean((2, 4))
+
+
+def texture_histograms(pixels: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB to (N, TEXTURE_DIM) raw histograms (each block L1-normalised).
+
+    Raises:
+        ValueError: pixels smaller than ``MIN_SIZE`` on a side.
+    """
+    if pixels.ndim != 4 or min(pixels.shape[1:3]) < MIN_SIZE:
+        raise ValueError(f"texture needs (N, H, W, 3) pixels of at least {MIN_SIZE} px a side, got {pixels.shape}")
+    rgb = pixels.astype(np.float32) * (1.0 / 255.0)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    luminance = 0.299 * r + 0.587 * g + 0.114 * b
+    # Opponent channels scaled into [0, 1] like the luminance, so one set of magnitude bins fits all.
+    channels = [luminance if f == 1 else _shrink(luminance, f) for f in LUMINANCE_SCALES]
+    channels += [(r - g) * 0.5 + 0.5, (r + g - 2 * b) * 0.25 + 0.5]
+    return np.concatenate([_gradient_histogram(c) for c in channels], axis=1).astype(np.float32)
+
+
+def texture_vector(histograms: np.ndarray) -> np.ndarray:
+    """Raw histograms to unit vectors: the square root of each block, every block weighted alike."""
+    n = len(histograms)
+    root = np.sqrt(np.maximum(histograms.reshape(n, BLOCKS, BLOCK), 0.0))
+    root /= np.maximum(np.linalg.norm(root, axis=2, keepdims=True), 1e-12)
+    return (root.reshape(n, TEXTURE_DIM) / np.sqrt(BLOCKS)).astype(np.float32)

@@ -1,0 +1,82 @@
+"""The texture descriptor: gradient histograms that tell line work apart, whatever the colours."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.texture import (BLOCK, BLOCKS, MAGNITUDE_BINS, MIN_SIZE, ORIENTATION_BINS, TEXTURE_DIM,
+                          texture_histograms, texture_vector)
+
+
+def _grey(values: np.ndarray) -> np.ndarray:
+    """(N, H, W) values in [0, 255] as grey RGB pixels."""
+    return np.repeat(np.clip(values, 0, 255).astype(np.uint8)[..., None], 3, axis=-1)
+
+
+def _blocks(histograms: np.ndarray) -> np.ndarray:
+    return histograms.reshape(len(histograms), BLOCKS, MAGNITUDE_BINS, ORIENTATION_BINS)
+
+
+def test_every_block_is_a_distribution_and_a_flat_picture_has_no_gradient():
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([np.full((1, 64, 64, 3), 200, np.uint8), rng.integers(0, 256, (2, 64, 64, 3), np.uint8)])
+    h = texture_histograms(pixels)
+    assert h.shape == (3, TEXTURE_DIM) and h.dtype == np.float32
+    assert np.allclose(h.reshape(3, BLOCKS, BLOCK).sum(2), 1.0, atol=1e-5)
+    flat = _blocks(h)[0]
+    assert np.allclose(flat[:, 0, 0], 1.0), "no gradient anywhere: all in the weakest, first-orientation bin"
+
+
+def test_orientation_follows_the_stripes_and_colour_edges_show_in_the_opponent_blocks():
+    x = np.arange(64)
+    vertical = _grey(np.broadcast_to(np.where(x % 16 < 8, 40, 220), (64, 64))[None])  # changes along x
+    horizontal = vertical.transpose(0, 2, 1, 3)
+    h = _blocks(texture_histograms(np.concatenate([vertical, horizontal])))
+    orientation = h[:, 0, 1:].sum(1)  # full-resolution luminance, gradient pixels only, by orientation
+    assert orientation[0].argmax() == 0, "a change along x is a horizontal gradient"
+    assert orientation[1].argmax() == ORIENTATION_BINS // 2, "a change along y is a vertical gradient"
+    # Red against green of the same brightness: no luminance edge to speak of, a strong red-green one.
+    red_green = np.zeros((1, 64, 64, 3), np.uint8)
+    red_green[..., :32, 0], red_green[..., 32:, 1] = 150, 77  # 0.299 * 150 ~ 0.587 * 77
+    rg = _blocks(texture_histograms(red_green))[0]
+    assert rg[0, MAGNITUDE_BINS // 2:].sum() == 0
+    assert rg[3, MAGNITUDE_BINS // 2:].sum() > 0
+
+
+def _strokes(seed: int, soft: bool) -> np.ndarray:
+    """Random thick lines on paper: hard pixel edges, or the same kind of drawing blurred."""
+    rng = np.random.default_rng(seed)
+    canvas = np.full((96, 96), 235.0)
+    for _ in range(6):
+        if rng.random() < 0.5:
+            row = rng.integers(4, 88)
+            canvas[row:row + 4, rng.integers(0, 40):rng.integers(56, 96)] = rng.integers(20, 90)
+        else:
+            col = rng.integers(4, 88)
+            canvas[rng.integers(0, 40):rng.integers(56, 96), col:col + 4] = rng.integers(20, 90)
+    if soft:
+        kernel = np.ones(7) / 7
+        for axis in (0, 1):
+            canvas = np.apply_along_axis(lambda v: np.convolve(v, kernel, mode="same"), axis, canvas)
+    return _grey(canvas[None])[0]
+
+
+def test_pictures_of_one_line_style_are_nearer_than_one_picture_in_two_styles():
+    hard = np.stack([_strokes(seed, soft=False) for seed in range(6)])
+    soft = np.stack([_strokes(seed, soft=True) for seed in range(6)])
+    v = texture_vector(texture_histograms(np.concatenate([hard, soft])))
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    sims = v @ v.T
+    within = [sims[i, j] for i in range(6) for j in range(6) if i != j]
+    within += [sims[6 + i, 6 + j] for i in range(6) for j in range(6) if i != j]
+    same_drawing = [sims[i, 6 + i] for i in range(6)]  # the same strokes, hard against blurred
+    assert min(within) > max(same_drawing), (min(within), max(same_drawing))
+
+
+def test_pictures_too_small_for_the_coarsest_scale_are_refused():
+    texture_histograms(np.zeros((1, MIN_SIZE, MIN_SIZE, 3), np.uint8))
+    with pytest.raises(ValueError, match="at least"):
+        texture_histograms(np.zeros((1, MIN_SIZE - 1, 64, 3), np.uint8))
+    with pytest.raises(ValueError, match="at least"):
+        texture_histograms(np.zeros((64, 64, 3), np.uint8))
