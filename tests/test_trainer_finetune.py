@@ -63,7 +63,7 @@ def test_finetune_of_the_bundled_model_exports_its_search_vector(synth, tmp_path
     assert main(["export", str(tmp_path / "ft" / "last.pt"), str(tmp_path / "ft.safetensors"),
                  "--workers", "0"]) == 0
     tuned = load_model_file(tmp_path / "ft.safetensors")
-    for field in ("embedding", "colour_weight", "colour_bins", "search_only"):
+    for field in ("embedding", "colour_weight", "colour_bins", "texture_weight", "cue_size", "search_only"):
         assert getattr(tuned.info, field) == getattr(base.info, field), field
     assert (tuned.post is None) == (base.post is None)
     assert tuned.info.config == base.info.config

@@ -121,7 +121,8 @@ def describe(embedder: Embedder) -> dict:
     info = embedder.model.info
     return {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
             "architecture": info.config.variant, "trained": info.trained, "training_data": info.training_data,
-            "vector": embedder.which, "input_size": embedder.size, "colour_weight": embedder.colour_weight}
+            "vector": embedder.which, "input_size": embedder.net_size, "decode_size": embedder.size,
+            "colour_weight": embedder.colour_weight, "texture_weight": embedder.texture_weight}
 
 
 def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
@@ -163,6 +164,12 @@ def add_subject_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--colour-weight", type=float, default=None, metavar="W",
                    help="fuse the HSV colour histogram with weight W in [0, 1) (sec. 5.6 'Fused'), "
                         "overriding the model file's own colour weight")
+    p.add_argument("--texture-weight", type=float, default=None, metavar="W",
+                   help="fuse the gradient (texture) histogram with weight W in [0, 1), overriding the model "
+                        "file's own texture weight (core.texture)")
+    p.add_argument("--cue-size", type=int, default=None, metavar="PX",
+                   help="decode at PX for the colour and texture descriptors; the network still sees its "
+                        "input size (0: the network's input size)")
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="run the network at this input size instead of the model's (e.g. to compare an "
                         "untrained baseline with a model trained at 64 px)")
@@ -314,16 +321,21 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     Raises:
         DataError: contradictory options, or no image could be decoded.
     """
-    if args.baseline and args.colour_weight is not None:
-        raise DataError("--colour-weight fuses colour with a model; drop --baseline")
-    if args.colour_weight is not None and not 0 <= args.colour_weight < 1:
-        raise DataError("--colour-weight must be in [0, 1)")
+    fusion = {name: value for name, value in (("colour_weight", args.colour_weight),
+                                              ("texture_weight", args.texture_weight),
+                                              ("cue_size", args.cue_size)) if value is not None}
+    if args.baseline and fusion:
+        raise DataError("--colour-weight, --texture-weight and --cue-size fuse descriptors with a model; "
+                        "drop --baseline")
     paths = [s.path for s in samples]
     embedder = None
     if subjects.model is not None:
         model = subjects.model
-        if args.colour_weight is not None:
-            model = replace(model, info=replace(model.info, colour_weight=args.colour_weight))
+        if fusion:
+            try:
+                model = replace(model, info=replace(model.info, **fusion))
+            except ValueError as exc:
+                raise DataError(f"fusion options: {exc}") from exc
         if args.input_size is not None:
             model = at_input_size(model, args.input_size)
         embedder = Embedder(model, device=args.device, which=args.which)
@@ -343,6 +355,8 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
         subject = f"model {embedder.model.info.name} ({embedder.which})"
         if embedder.colour_weight > 0:
             subject += f" fused with colour (w={embedder.colour_weight})"
+        if embedder.texture_weight > 0:
+            subject += f" and texture (w={embedder.texture_weight}, {embedder.size} px)"
     if args.fuse_with is not None:
         if not 0 < args.fuse_weight < 1:
             raise DataError("--fuse-weight must be between 0 and 1")

@@ -1,5 +1,10 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
+Given a model file instead of a checkpoint, export writes its network again with another search
+vector (``--colour-weight``, ``--texture-weight``, ``--cue-size``): how the bundled model's fusion
+weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
+without retraining.
+
 The model file carries the weights, the search vector (f or h(f), the colour weight and bins, and
 per-dimension standardisation of style codes), the training data card id, and the run's training-set
 record (:mod:`trainer.provenance`: its held-out split and hashed training projects, which ``eval`` checks).
@@ -14,12 +19,13 @@ training data (not on a user's library) keeps the shipped model's behaviour fixe
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, PostProcess, save_model
+from core.modelfile import LoadedModel, PostProcess, load_model_file, save_model
 from core.model import Aladin
 from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
@@ -33,7 +39,7 @@ from trainer.splits import plan_by_project
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write the app's model file from a training checkpoint")
-    p.add_argument("checkpoint", type=Path, metavar="CKPT")
+    p.add_argument("checkpoint", type=Path, metavar="CKPT|MODEL.safetensors")
     p.add_argument("out", type=Path, metavar="OUT.safetensors")
     p.add_argument("--name", default=None, help="model name shown in the app (default: OUT's stem)")
     p.add_argument("--embedding", choices=("style", "projection"), default=None,
@@ -41,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--colour-weight", type=float, default=None, metavar="W",
                    help="fuse the HSV colour histogram into the search vector with weight W in [0, 1) "
                         "(default: the run's; a fine-tune's is its base model's, 0.2 for the bundled model)")
+    p.add_argument("--texture-weight", type=float, default=None, metavar="W",
+                   help="fuse the gradient (texture) histogram with weight W in [0, 1) (default: the run's)")
+    p.add_argument("--cue-size", type=int, default=None, metavar="PX",
+                   help="decode at PX for the colour and texture descriptors (default: the run's; 0: the "
+                        "network's input size)")
     p.add_argument("--no-standardise", dest="standardise", action="store_const", const=False, default=None,
                    help="do not fit per-dimension standardisation of style codes (default: fit, unless the run's "
                         "vector is an unstandardised style code)")
@@ -73,19 +84,49 @@ def training_paths(state: dict, fit_on: Path | None) -> list[str]:
     return [s.path for s in held_out.apply(at_consensus(everything, config.get("consensus"))).train]
 
 
+def refused(exc: ValueError) -> DataError:
+    return DataError(f"search vector: {exc}")
+
+
+def reexport(source: Path, out: Path, name: str | None, fusion: dict) -> Path:
+    """Write a model file's network and statistics again with other fusion settings (``fusion``: ModelInfo fields).
+
+    Raises:
+        ModelFileError: ``source`` is damaged. DataError: the settings are out of range.
+    """
+    model = load_model_file(source)
+    notes = {**model.info.notes, "reexported_from": f"{source.name} sha256 {model.checksum}"}
+    try:
+        info = replace(model.info, name=name or model.info.name, notes=notes, **fusion)
+    except ValueError as exc:
+        raise refused(exc) from exc
+    return save_model(out, model.net, info, model.post)
+
+
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
            standardise: bool | None = None, fit_on: Path | None = None, fit_max: int = 5000,
-           device: str = "auto", workers: int | None = None, colour_weight: float | None = None) -> Path:
+           device: str = "auto", workers: int | None = None, colour_weight: float | None = None,
+           texture_weight: float | None = None, cue_size: int | None = None) -> Path:
     """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector."""
-    if colour_weight is not None and not 0 <= colour_weight < 1:
-        raise DataError("--colour-weight must be in [0, 1)")
+    fusion = {k: v for k, v in (("colour_weight", colour_weight), ("texture_weight", texture_weight),
+                                ("cue_size", cue_size)) if v is not None}
+    if checkpoint.suffix == ".safetensors":
+        if embedding is not None or standardise is not None or fit_on is not None:
+            raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
+                            "--texture-weight and --cue-size apply to it")
+        return reexport(checkpoint, out, name, fusion)
     state = load_checkpoint(checkpoint)
     config = state["config"]
     net = net_from_checkpoint(state)
     if not isinstance(net, Aladin):
         raise CheckpointError(f"{checkpoint}: a ResNet baseline is not an app model; evaluate it with "
                               "eval --model CKPT or fuse it with eval --fuse-with CKPT")
-    search = SearchVector.from_config(config).overridden(embedding, colour_weight, standardise)
+    search = SearchVector.from_config(config).overridden(embedding, standardise=standardise)
+    try:
+        search = replace(search, **fusion)
+        search.model_info("check", net.config)
+    except ValueError as exc:
+        raise refused(exc) from exc
     notes = {"checkpoint": str(checkpoint), "step": state["step"], "best_val": state.get("best"),
              **{k: config.get(k) for k in ("tau", "lambda_rec", "lambda_con", "loss_on", "augment", "lr",
                                            "groups_per_batch")}}
@@ -101,7 +142,7 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
         paths = training_paths(state, fit_on)
         if len(paths) > fit_max:
             paths = [paths[i] for i in np.linspace(0, len(paths) - 1, fit_max).round().astype(int)]
-        pixels, _, errors = decode_for_eval(paths, net.config.input_size, workers=workers)
+        pixels, _, errors = decode_for_eval(paths, info.decode_size, workers=workers)
         embedder = Embedder(LoadedModel(net, info, None, str(checkpoint), ""), device=device, which="style")
         post = PostProcess.fit(raw_in_batches(embedder, pixels)[:, :embedder.net_dim])
         info.notes["standardisation"] = f"fitted on {len(pixels)} training images ({len(errors)} unreadable)"
@@ -112,6 +153,6 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
 
 def run(args: argparse.Namespace) -> int:
     path = export(args.checkpoint, args.out, args.name, args.embedding, args.standardise, args.fit_on,
-                  args.fit_max, args.device, args.workers, args.colour_weight)
+                  args.fit_max, args.device, args.workers, args.colour_weight, args.texture_weight, args.cue_size)
     print(f"wrote {path}")
     return 0

@@ -436,7 +436,8 @@ class Trainer:
         if not self.dist.main or not self.val_samples:
             return None
         if self.val_pixels is None:
-            pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples], self.model_size,
+            pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples],
+                                                   self.search.decode_size(self.model_size),
                                                    workers=self.args.workers)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
