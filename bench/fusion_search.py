@@ -1,7 +1,7 @@
 """Choose the bundled model's fusion weights on out-of-domain validation, and only there.
 
-The search vector fuses three unit vectors (core.embedder.Embedder.finish): the network's, an HSV
-colour histogram and a gradient (texture) histogram. This script embeds every image of the
+The search vector fuses four unit vectors (core.embedder.Embedder.finish): the network's, an HSV
+colour histogram, a gradient (texture) histogram and a local-binary-pattern histogram. This script embeds every image of the
 validation manifest once through the app's own path (``Embedder.raw_from_pixels`` at the cue
 size), then scores each weighting of the grid with ``Embedder.finish``: no image is embedded twice.
 
@@ -31,16 +31,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core.colour import hellinger  # noqa: E402
-from core.embedder import Embedder, l2_normalise  # noqa: E402
+from core.embedder import Embedder, fused_cues, l2_normalise  # noqa: E402
 from core.modelfile import load_model  # noqa: E402
-from core.texture import texture_vector  # noqa: E402
 from trainer.evaluate import embed_manifest  # noqa: E402
 from trainer.manifest import read_manifest  # noqa: E402
 from trainer.metrics import by_source, mean_over, score_queries, summarise  # noqa: E402
 
-NETWORK_WEIGHTS = (0.05, 0.1, 0.15, 0.2, 0.3)
-TEXTURE_SHARES = (0.5, 0.6, 0.7, 0.8, 0.9)  # of what the network leaves to the two descriptors
+NETWORK_WEIGHTS = (0.01, 0.025, 0.05, 0.1, 0.2)
+PATTERN_WEIGHTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
+TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the network and patterns leave to colour and texture
 PROBE = 0.1  # any weights above zero make raw_from_pixels compute every part
 
 
@@ -60,18 +59,23 @@ def figures(vectors: np.ndarray, groups: np.ndarray, sources: np.ndarray) -> dic
             "criterion": (mean["P@1"] + mean["mAP"]) / 2}
 
 
-def weighted(embedder: Embedder, network: float, texture_share: float) -> Embedder:
-    rest = 1.0 - network
+def weighted(embedder: Embedder, network: float, pattern: float, texture_share: float) -> Embedder:
+    rest = 1.0 - network - pattern
     info = replace(embedder.model.info, colour_weight=round(rest * (1 - texture_share), 6),
-                   texture_weight=round(rest * texture_share, 6))
+                   texture_weight=round(rest * texture_share, 6), pattern_weight=pattern)
     return Embedder(replace(embedder.model, info=info), device=str(embedder.device))
 
 
-def descriptors_only(embedder: Embedder, raw: np.ndarray, texture_share: float) -> np.ndarray:
-    """Colour and texture without the network, for reference (a model file always keeps some network)."""
-    colour_end = embedder.net_dim + embedder.colour_dim
-    colour, texture = hellinger(raw[:, embedder.net_dim:colour_end]), texture_vector(raw[:, colour_end:])
-    return l2_normalise(np.concatenate([np.sqrt(1 - texture_share) * colour, np.sqrt(texture_share) * texture], 1))
+def descriptors_only(chosen: Embedder, raw: np.ndarray) -> np.ndarray:
+    """The chosen descriptors in their chosen proportions without the network, for reference (a model file
+    always keeps some network). ``raw`` holds every descriptor's part, as the probe embedder made it."""
+    parts, start = [], chosen.net_dim
+    for cue in fused_cues(replace(chosen.model.info, pattern_weight=PROBE, texture_weight=PROBE,
+                                  colour_weight=PROBE)):
+        weight = float(getattr(chosen.model.info, f"{cue.name}_weight"))
+        parts.append(np.sqrt(weight) * cue.unit(raw[:, start:start + cue.dim]))
+        start += cue.dim
+    return l2_normalise(np.concatenate(parts, 1))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,35 +90,35 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     started = time.time()
     model = load_model(args.model)
-    probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, cue_size=args.cue_size)
+    probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE, cue_size=args.cue_size)
     embedder = Embedder(replace(model, info=probe))
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
     print(f"validation: {len(groups)} images, {len(set(groups))} groups, {len(set(sources))} sources "
           f"({time.time() - started:.0f} s to embed)")
     rows = []
-    for network, share in itertools.product(NETWORK_WEIGHTS, TEXTURE_SHARES):
-        row = {"network": network, "texture_share": share,
-               **figures(weighted(embedder, network, share).finish(raw), groups, sources)}
+    for network, pattern, share in itertools.product(NETWORK_WEIGHTS, PATTERN_WEIGHTS, TEXTURE_SHARES):
+        row = {"network": network, "pattern": pattern, "texture_share": share,
+               **figures(weighted(embedder, network, pattern, share).finish(raw), groups, sources)}
         rows.append(row)
-        print(f"network {network:.2f} texture share {share:.1f}: source P@1 {row['source_P@1']:.4f} "
+        print(f"network {network:.3f} pattern {pattern:.1f} texture share {share:.2f}: source P@1 {row['source_P@1']:.4f} "
               f"mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
               f"criterion {row['criterion']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["criterion"])
-    chosen = weighted(embedder, best["network"], best["texture_share"])
-    reference = {"descriptors only": figures(descriptors_only(embedder, raw, best["texture_share"]), groups, sources),
+    chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"])
+    reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}
     report = {"model": model.source, "validation": str(args.validation), "cue_size": args.cue_size, "grid": rows,
-              "chosen": {**best, "colour_weight": chosen.colour_weight, "texture_weight": chosen.texture_weight},
+              "chosen": {**best, **{f"{cue.name}_weight": cue.weight for cue in chosen.cues}},
               "reference": reference}
-    print(f"chosen: network {best['network']}, colour {chosen.colour_weight}, texture {chosen.texture_weight}; "
-          f"criterion {best['criterion']:.4f}")
+    print(f"chosen: network {best['network']}, " + ", ".join(f"{cue.name} {cue.weight}" for cue in chosen.cues)
+          + f"; criterion {best['criterion']:.4f}")
     if args.benchmark is not None:
         report["benchmark"] = {}
         for domain in ("icons", "cards"):
             raw_b, groups_b, sources_b = embed_raw(embedder, args.benchmark / domain / "manifest.csv", args.workers)
             report["benchmark"][domain] = {
                 "chosen": figures(chosen.finish(raw_b), groups_b, sources_b),
-                "descriptors only": figures(descriptors_only(embedder, raw_b, best["texture_share"]), groups_b, sources_b)}
+                "descriptors only": figures(descriptors_only(chosen, raw_b), groups_b, sources_b)}
             print(f"{domain}: " + ", ".join(f"{k} P@1 {v['P@1']:.4f} mAP {v['mAP']:.4f}"
                                             for k, v in report["benchmark"][domain].items()))
     report["seconds"] = round(time.time() - started, 1)

@@ -26,8 +26,8 @@ from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
-from core.modelfile import LoadedModel, PostProcess
-from core.texture import TEXTURE_DIM, texture_histograms, texture_vector
+from core.modelfile import CUES, LoadedModel, ModelInfo, PostProcess
+from core.texture import PATTERN_DIM, TEXTURE_DIM, pattern_histograms, texture_histograms, texture_vector
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +50,27 @@ def resolve_device(name: str = "auto") -> torch.device:
 def l2_normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class Cue:
+    """A descriptor fused beside the network: raw histograms from pixels (stored), unit vectors from those."""
+
+    name: str
+    weight: float
+    dim: int
+    raw: Callable[[np.ndarray], np.ndarray]
+    unit: Callable[[np.ndarray], np.ndarray]
+
+
+def fused_cues(info: ModelInfo) -> list[Cue]:
+    """The descriptors ``info`` fuses (weight above zero), in the order of their parts in a vector."""
+    bins = info.colour_bins
+    kinds = {"colour": (int(np.prod(bins)), lambda pixels: colour_histogram(pixels, bins), hellinger),
+             "texture": (TEXTURE_DIM, texture_histograms, texture_vector),
+             "pattern": (PATTERN_DIM, pattern_histograms, hellinger)}
+    weights = {name: float(getattr(info, f"{name}_weight")) for name in CUES}
+    return [Cue(name, weights[name], *kinds[name]) for name in CUES if weights[name] > 0]
 
 
 # Chunks in the network at once on the CPU (see Embedder.embed_chunks).
@@ -123,21 +144,13 @@ class Embedder:
         return self.net.config.style_dim if self.which == "style" else PROJECTION_DIM
 
     @property
-    def colour_weight(self) -> float:
-        return float(self.model.info.colour_weight)
-
-    @property
-    def texture_weight(self) -> float:
-        return float(self.model.info.texture_weight)
-
-    @property
-    def colour_dim(self) -> int:
-        return int(np.prod(self.model.info.colour_bins)) if self.colour_weight > 0 else 0
+    def cues(self) -> list[Cue]:
+        return fused_cues(self.model.info)
 
     @property
     def dim(self) -> int:
-        """Length of raw and finished vectors: the network part plus the fused colour and texture parts, if any."""
-        return self.net_dim + self.colour_dim + (TEXTURE_DIM if self.texture_weight > 0 else 0)
+        """Length of raw and finished vectors: the network part plus the fused descriptors' parts, if any."""
+        return self.net_dim + sum(cue.dim for cue in self.cues)
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -156,12 +169,8 @@ class Embedder:
             with self._autocast():
                 style = self.net.style_code(x)
             out = (self.net.head(style.float()) if self.which == "projection" else style).cpu().numpy().astype(np.float32)
-        parts = [out]
-        if self.colour_weight > 0:
-            parts.append(colour_histogram(pixels, self.model.info.colour_bins))
-        if self.texture_weight > 0:
-            parts.append(texture_histograms(pixels))
-        return np.concatenate(parts, axis=1) if len(parts) > 1 else out
+        cues = self.cues
+        return np.concatenate([out, *(cue.raw(pixels) for cue in cues)], axis=1) if cues else out
 
     def network_seconds(self) -> float:
         """CPU seconds per image the network takes on one thread; timed once, on blank pixels.
@@ -184,16 +193,16 @@ class Embedder:
         raw = np.asarray(raw, dtype=np.float32)
         net = raw[:, : self.net_dim]
         net = l2_normalise(post.apply(net) if post is not None else net)
-        if self.colour_weight <= 0 and self.texture_weight <= 0:
+        cues = self.cues
+        if not cues:
             return net
         # Concatenating weighted unit vectors makes the cosine score the weighted sum of
         # the parts' similarities, and keeps the fused vector unit length.
-        colour_end = self.net_dim + self.colour_dim
-        parts = [np.sqrt(1 - self.colour_weight - self.texture_weight) * net]
-        if self.colour_weight > 0:
-            parts.append(np.sqrt(self.colour_weight) * hellinger(raw[:, self.net_dim:colour_end]))
-        if self.texture_weight > 0:
-            parts.append(np.sqrt(self.texture_weight) * texture_vector(raw[:, colour_end:]))
+        parts = [np.sqrt(1 - sum(cue.weight for cue in cues)) * net]
+        start = self.net_dim
+        for cue in cues:
+            parts.append(np.sqrt(cue.weight) * cue.unit(raw[:, start:start + cue.dim]))
+            start += cue.dim
         return np.concatenate(parts, axis=1).astype(np.float32)
 
     def _finite_rows(self, raw: np.ndarray) -> np.ndarray:

@@ -25,6 +25,8 @@ FORMAT = "aladin-model"
 FORMAT_VERSION = 1
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
+# Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
+CUES = ("colour", "texture", "pattern")
 BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -52,9 +54,9 @@ class ModelInfo:
 
     ``embedding`` records which vector search indexes: the style code f ("style")
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
-    HSV colour histogram with it (core.colour), and a ``texture_weight`` above zero a histogram of
-    gradients (core.texture), each weighted in the cosine score; the network keeps the rest of the
-    weight. Both descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    HSV colour histogram with it (core.colour), a ``texture_weight`` above zero a histogram of
+    gradients and a ``pattern_weight`` one of local binary patterns (core.texture), each weighted in the
+    cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
     size), the network sees the same pixels scaled to its input size: line work needs more pixels than
     a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
@@ -68,6 +70,7 @@ class ModelInfo:
     colour_weight: float = 0.0
     colour_bins: tuple[int, int, int] = DEFAULT_BINS
     texture_weight: float = 0.0
+    pattern_weight: float = 0.0
     cue_size: int = 0
     trained: bool = True
     training_data: str = ""
@@ -82,18 +85,18 @@ class ModelInfo:
         """Refuse values search cannot work with: a file asking for them would fail later, or exhaust memory.
 
         Raises:
-            ValueError: an unknown embedding kind, a colour or texture weight outside [0, 1) or the two
-                leaving the network no weight, colour bins out of range, or a cue size no decoder can give.
+            ValueError: an unknown embedding kind, a colour, texture or pattern weight outside [0, 1) or
+                together leaving the network no weight, colour bins out of range, or a cue size no decoder can give.
         """
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
-        for name in ("colour", "texture"):
-            weight = getattr(self, f"{name}_weight")
+        weights = {name: getattr(self, f"{name}_weight") for name in CUES}
+        for name, weight in weights.items():
             if type(weight) not in (int, float) or not 0.0 <= weight < 1.0:  # NaN fails the range test too
                 raise ValueError(f"{name} weight must be a number in [0, 1), got {weight!r}")
-        if self.colour_weight + self.texture_weight >= 1.0:
-            raise ValueError(f"colour and texture weights must leave the network some weight, got "
-                             f"{self.colour_weight!r} + {self.texture_weight!r}")
+        if sum(weights.values()) >= 1.0:
+            raise ValueError(f"colour, texture and pattern weights must leave the network some weight, got "
+                             f"{' + '.join(repr(w) for w in weights.values())}")
         size = self.cue_size
         if type(size) is not int or (size and not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE):
             raise ValueError(f"cue size must be 0 or from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} px, got {size!r}")

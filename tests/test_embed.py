@@ -235,29 +235,33 @@ def test_cli_edges_are_one_line_errors(tmp_path, model_path, image_paths, capsys
     assert not out.exists()
 
 
-def test_texture_fusion_decodes_at_the_cue_size_and_weights_three_parts(tmp_path, image_paths):
-    """Colour and texture come from the larger decode; the network sees those pixels at its own size."""
+def test_descriptor_fusion_decodes_at_the_cue_size_and_weights_four_parts(tmp_path, image_paths):
+    """Colour, texture and patterns come from the larger decode; the network sees those pixels at its own size."""
     import torch
     import torch.nn.functional as F
 
     from core.colour import hellinger
     from core.images import load_array
-    from core.texture import TEXTURE_DIM, texture_histograms, texture_vector
+    from core.texture import PATTERN_DIM, TEXTURE_DIM, pattern_histograms, texture_histograms, texture_vector
 
     info = ModelInfo(name="fused", config=ModelConfig(input_size=32), embedding="projection",
-                     colour_weight=0.2, texture_weight=0.5, cue_size=64)
+                     colour_weight=0.2, texture_weight=0.4, pattern_weight=0.1, cue_size=64)
     path = save_model(tmp_path / "fused.safetensors", build_model(info.config, seed=5), info)
     emb = Embedder(load_model_file(path), device="cpu")
-    assert (emb.size, emb.net_size, emb.dim) == (64, 32, 128 + 192 + TEXTURE_DIM)
+    assert (emb.size, emb.net_size, emb.dim) == (64, 32, 128 + 192 + TEXTURE_DIM + PATTERN_DIM)
     vectors, errors = emb.embed_paths(image_paths[:4], workers=0)
     assert not errors and np.allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
     pixels = np.stack([load_array(p, 64)[0] for p in image_paths[:4]])
     raw = emb.raw_from_pixels(pixels)
-    assert np.allclose(raw[:, 128 + 192:], texture_histograms(pixels))
+    texture_end = 128 + 192 + TEXTURE_DIM
+    assert np.allclose(raw[:, 128 + 192:texture_end], texture_histograms(pixels))
+    assert np.allclose(raw[:, texture_end:], pattern_histograms(pixels))
     with torch.inference_mode():
         x = (torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255 - emb._mean) / emb._std
         small = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
         network = F.normalize(emb.net.head(emb.net.style_code(small)), dim=1).numpy()
-    colour, texture = hellinger(raw[:, 128:320]), texture_vector(raw[:, 320:])
-    expected = 0.3 * (network @ network.T) + 0.2 * (colour @ colour.T) + 0.5 * (texture @ texture.T)
+    colour, texture = hellinger(raw[:, 128:320]), texture_vector(raw[:, 320:texture_end])
+    pattern = hellinger(raw[:, texture_end:])
+    expected = (0.3 * (network @ network.T) + 0.2 * (colour @ colour.T) + 0.4 * (texture @ texture.T)
+                + 0.1 * (pattern @ pattern.T))
     assert np.allclose(vectors @ vectors.T, expected, atol=1e-4)

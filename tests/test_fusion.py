@@ -50,7 +50,7 @@ def test_eval_fuses_texture_at_the_cue_size_and_finds_the_line_style(line_styles
     fused = json.loads((tmp_path / "fused.json").read_text())
     assert fused["model"]["texture_weight"] == 0.9
     assert (fused["model"]["input_size"], fused["model"]["decode_size"]) == (32, 64)
-    assert "texture (w=0.9, 64 px)" in fused["subject"]
+    assert "fused with texture (w=0.9) from 64 px" in fused["subject"]
     assert _map(tmp_path / "fused.json") > 0.9
     assert _map(tmp_path / "fused.json") > _map(tmp_path / "colour.json") + 0.2
 
@@ -58,6 +58,7 @@ def test_eval_fuses_texture_at_the_cue_size_and_finds_the_line_style(line_styles
 @pytest.mark.parametrize("options, message", [
     (["--baseline", "colour", "--texture-weight", "0.5"], "drop --baseline"),
     (["--texture-weight", "0.6", "--colour-weight", "0.5"], "must leave the network some weight"),
+    (["--texture-weight", "0.6", "--pattern-weight", "0.4"], "must leave the network some weight"),
     (["--cue-size", "8"], "cue size must be"),
 ])
 def test_eval_refuses_fusion_it_cannot_do(line_styles, tiny_model, options, message, capsys):
@@ -68,10 +69,11 @@ def test_eval_refuses_fusion_it_cannot_do(line_styles, tiny_model, options, mess
 
 def test_export_writes_a_model_file_again_with_other_fusion_and_the_same_network(tiny_model, tmp_path, capsys):
     out = tmp_path / "retuned.safetensors"
-    assert main(["export", str(tiny_model), str(out), "--texture-weight", "0.7", "--colour-weight", "0.1",
-                 "--cue-size", "64"]) == 0
+    assert main(["export", str(tiny_model), str(out), "--texture-weight", "0.6", "--colour-weight", "0.1",
+                 "--pattern-weight", "0.2", "--cue-size", "64"]) == 0
     base, retuned = load_model_file(tiny_model), load_model_file(out)
-    assert (retuned.info.colour_weight, retuned.info.texture_weight, retuned.info.cue_size) == (0.1, 0.7, 64)
+    info = retuned.info
+    assert (info.colour_weight, info.texture_weight, info.pattern_weight, info.cue_size) == (0.1, 0.6, 0.2, 64)
     assert retuned.info.embedding == base.info.embedding and retuned.info.name == "tiny"
     assert retuned.info.notes["reexported_from"] == f"tiny.safetensors sha256 {base.checksum}"
     assert all(torch.equal(a, b) for a, b in zip(base.net.state_dict().values(), retuned.net.state_dict().values()))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.texture import (BLOCK, BLOCKS, MAGNITUDE_BINS, MIN_SIZE, ORIENTATION_BINS, TEXTURE_DIM,
-                          texture_histograms, texture_vector)
+from core.texture import (BLOCK, BLOCKS, MAGNITUDE_BINS, MIN_SIZE, ORIENTATION_BINS, PATTERN_DIM, TEXTURE_DIM,
+                          pattern_histograms, texture_histograms, texture_vector)
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -74,9 +74,25 @@ def test_pictures_of_one_line_style_are_nearer_than_one_picture_in_two_styles():
     assert min(within) > max(same_drawing), (min(within), max(same_drawing))
 
 
-def test_pictures_too_small_for_the_coarsest_scale_are_refused():
-    texture_histograms(np.zeros((1, MIN_SIZE, MIN_SIZE, 3), np.uint8))
+def test_local_patterns_ignore_noise_below_the_threshold_and_tell_dithering_from_ramps():
+    rng = np.random.default_rng(0)
+    noisy_flat = _grey(128 + rng.integers(-1, 2, (1, 48, 48)))  # JPEG-like noise of one grey level
+    x = np.arange(48)
+    ramp = _grey(np.broadcast_to(x * 5, (48, 48))[None])  # brighter to the right by 5 levels a pixel
+    dither = _grey(np.where((x[:, None] + x[None, :]) % 2, 200, 60)[None])  # a checkerboard
+    h = pattern_histograms(np.concatenate([noisy_flat, ramp, dither]))
+    assert h.shape == (3, PATTERN_DIM) and np.allclose(h.sum(1), 1.0)
+    assert h[0, 0] == 1.0, "no neighbour is brighter by more than the threshold"
+    right_column = (1 << 2) | (1 << 3) | (1 << 4)  # top right, right, bottom right neighbours
+    assert h[1, right_column] == 1.0
+    assert h[2].max() < 1.0 and h[2, 0] > 0.4 and h[2, 0b10101010] > 0.4  # bright pixels see none, dark see four
+    assert h[2, 0b10101010] == pytest.approx(1.0 - h[2, 0], abs=1e-6)
+
+
+@pytest.mark.parametrize("describe", [texture_histograms, pattern_histograms])
+def test_pictures_too_small_for_the_coarsest_scale_are_refused(describe):
+    describe(np.zeros((1, MIN_SIZE, MIN_SIZE, 3), np.uint8))
     with pytest.raises(ValueError, match="at least"):
-        texture_histograms(np.zeros((1, MIN_SIZE - 1, 64, 3), np.uint8))
+        describe(np.zeros((1, MIN_SIZE - 1, 64, 3), np.uint8))
     with pytest.raises(ValueError, match="at least"):
-        texture_histograms(np.zeros((64, 64, 3), np.uint8))
+        describe(np.zeros((64, 64, 3), np.uint8))

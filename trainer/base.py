@@ -44,12 +44,14 @@ class SearchVector:
     colour_bins: tuple[int, int, int] = DEFAULT_BINS
     standardise: bool = True
     texture_weight: float = 0.0
+    pattern_weight: float = 0.0
     cue_size: int = 0
 
     def record(self) -> dict:
         return {"embedding": self.embedding, "colour_weight": self.colour_weight,
                 "colour_bins": list(self.colour_bins), "standardise": self.standardise,
-                "texture_weight": self.texture_weight, "cue_size": self.cue_size}
+                "texture_weight": self.texture_weight, "pattern_weight": self.pattern_weight,
+                "cue_size": self.cue_size}
 
     def decode_size(self, input_size: int) -> int:
         """The size validation decodes at for a network of ``input_size`` (see ModelInfo.decode_size)."""
@@ -62,14 +64,16 @@ class SearchVector:
         return cls(embedding=record["embedding"], colour_weight=float(record.get("colour_weight", 0.0)),
                    colour_bins=tuple(record.get("colour_bins", DEFAULT_BINS)),
                    standardise=bool(record.get("standardise", True)),
-                   texture_weight=float(record.get("texture_weight", 0.0)), cue_size=int(record.get("cue_size", 0)))
+                   texture_weight=float(record.get("texture_weight", 0.0)),
+                   pattern_weight=float(record.get("pattern_weight", 0.0)), cue_size=int(record.get("cue_size", 0)))
 
     @classmethod
     def of_model(cls, info: ModelInfo, post: PostProcess | None) -> "SearchVector":
         """A model file's vector. A file that searches f without statistics asked for no standardisation."""
         return cls(info.embedding, float(info.colour_weight), tuple(info.colour_bins),
                    standardise=post is not None or info.embedding != "style",
-                   texture_weight=float(info.texture_weight), cue_size=info.cue_size)
+                   texture_weight=float(info.texture_weight), pattern_weight=float(info.pattern_weight),
+                   cue_size=info.cue_size)
 
     def overridden(self, embedding: str | None = None, colour_weight: float | None = None,
                    standardise: bool | None = None) -> "SearchVector":
@@ -79,8 +83,8 @@ class SearchVector:
 
     def model_info(self, name: str, config: ModelConfig, **fields) -> ModelInfo:
         return ModelInfo(name=name, config=config, embedding=self.embedding, colour_weight=self.colour_weight,
-                         colour_bins=self.colour_bins, texture_weight=self.texture_weight, cue_size=self.cue_size,
-                         **fields)
+                         colour_bins=self.colour_bins, texture_weight=self.texture_weight,
+                         pattern_weight=self.pattern_weight, cue_size=self.cue_size, **fields)
 
 
 @dataclass

@@ -34,7 +34,7 @@ import numpy as np
 from core.colour import colour_histogram, hellinger
 from core.decode import iter_decoded
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, PostProcess, load_model
+from core.modelfile import CUES, LoadedModel, PostProcess, load_model
 from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
@@ -117,12 +117,19 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
     return replace(model, info=replace(model.info, config=model.net.config))
 
 
+def fusion_options(args: argparse.Namespace) -> dict:
+    """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight`` and ``--cue-size`` set."""
+    values = {f"{name}_weight": getattr(args, f"{name}_weight") for name in CUES}
+    values["cue_size"] = args.cue_size
+    return {name: value for name, value in values.items() if value is not None}
+
+
 def describe(embedder: Embedder) -> dict:
     info = embedder.model.info
     return {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
             "architecture": info.config.variant, "trained": info.trained, "training_data": info.training_data,
             "vector": embedder.which, "input_size": embedder.net_size, "decode_size": embedder.size,
-            "colour_weight": embedder.colour_weight, "texture_weight": embedder.texture_weight}
+            **{f"{name}_weight": float(getattr(info, f"{name}_weight")) for name in CUES}}
 
 
 def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
@@ -167,9 +174,12 @@ def add_subject_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--texture-weight", type=float, default=None, metavar="W",
                    help="fuse the gradient (texture) histogram with weight W in [0, 1), overriding the model "
                         "file's own texture weight (core.texture)")
+    p.add_argument("--pattern-weight", type=float, default=None, metavar="W",
+                   help="fuse the local-binary-pattern histogram with weight W in [0, 1), overriding the model "
+                        "file's own pattern weight (core.texture)")
     p.add_argument("--cue-size", type=int, default=None, metavar="PX",
-                   help="decode at PX for the colour and texture descriptors; the network still sees its "
-                        "input size (0: the network's input size)")
+                   help="decode at PX for the colour, texture and pattern descriptors; the network still sees "
+                        "its input size (0: the network's input size)")
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="run the network at this input size instead of the model's (e.g. to compare an "
                         "untrained baseline with a model trained at 64 px)")
@@ -321,12 +331,10 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     Raises:
         DataError: contradictory options, or no image could be decoded.
     """
-    fusion = {name: value for name, value in (("colour_weight", args.colour_weight),
-                                              ("texture_weight", args.texture_weight),
-                                              ("cue_size", args.cue_size)) if value is not None}
+    fusion = fusion_options(args)
     if args.baseline and fusion:
-        raise DataError("--colour-weight, --texture-weight and --cue-size fuse descriptors with a model; "
-                        "drop --baseline")
+        raise DataError("--colour-weight, --texture-weight, --pattern-weight and --cue-size fuse descriptors "
+                        "with a model; drop --baseline")
     paths = [s.path for s in samples]
     embedder = None
     if subjects.model is not None:
@@ -353,10 +361,9 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
         vectors, standardisation = finish(embedder, raw, args.standardise)
         details["model"] = describe(embedder)
         subject = f"model {embedder.model.info.name} ({embedder.which})"
-        if embedder.colour_weight > 0:
-            subject += f" fused with colour (w={embedder.colour_weight})"
-        if embedder.texture_weight > 0:
-            subject += f" and texture (w={embedder.texture_weight}, {embedder.size} px)"
+        if embedder.cues:
+            subject += " fused with " + ", ".join(f"{cue.name} (w={cue.weight})" for cue in embedder.cues)
+            subject += f" from {embedder.size} px"
     if args.fuse_with is not None:
         if not 0 < args.fuse_weight < 1:
             raise DataError("--fuse-weight must be between 0 and 1")

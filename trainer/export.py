@@ -1,7 +1,7 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
 Given a model file instead of a checkpoint, export writes its network again with another search
-vector (``--colour-weight``, ``--texture-weight``, ``--cue-size``): how the bundled model's fusion
+vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--cue-size``): how the bundled model's fusion
 weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
 without retraining.
 
@@ -31,7 +31,7 @@ from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.data import decode_for_eval
 from trainer.errors import CheckpointError, DataError
-from trainer.evaluate import raw_in_batches
+from trainer.evaluate import fusion_options, raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.provenance import NOTE, TrainingSet
 from trainer.splits import plan_by_project
@@ -49,9 +49,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the run's; a fine-tune's is its base model's, 0.2 for the bundled model)")
     p.add_argument("--texture-weight", type=float, default=None, metavar="W",
                    help="fuse the gradient (texture) histogram with weight W in [0, 1) (default: the run's)")
+    p.add_argument("--pattern-weight", type=float, default=None, metavar="W",
+                   help="fuse the local-binary-pattern histogram with weight W in [0, 1) (default: the run's)")
     p.add_argument("--cue-size", type=int, default=None, metavar="PX",
-                   help="decode at PX for the colour and texture descriptors (default: the run's; 0: the "
-                        "network's input size)")
+                   help="decode at PX for the colour, texture and pattern descriptors (default: the run's; 0: "
+                        "the network's input size)")
     p.add_argument("--no-standardise", dest="standardise", action="store_const", const=False, default=None,
                    help="do not fit per-dimension standardisation of style codes (default: fit, unless the run's "
                         "vector is an unstandardised style code)")
@@ -105,15 +107,16 @@ def reexport(source: Path, out: Path, name: str | None, fusion: dict) -> Path:
 
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
            standardise: bool | None = None, fit_on: Path | None = None, fit_max: int = 5000,
-           device: str = "auto", workers: int | None = None, colour_weight: float | None = None,
-           texture_weight: float | None = None, cue_size: int | None = None) -> Path:
-    """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector."""
-    fusion = {k: v for k, v in (("colour_weight", colour_weight), ("texture_weight", texture_weight),
-                                ("cue_size", cue_size)) if v is not None}
+           device: str = "auto", workers: int | None = None, fusion: dict | None = None) -> Path:
+    """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector.
+
+    ``fusion`` sets ModelInfo's descriptor fields (see :func:`trainer.evaluate.fusion_options`).
+    """
+    fusion = fusion or {}
     if checkpoint.suffix == ".safetensors":
         if embedding is not None or standardise is not None or fit_on is not None:
             raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight and --cue-size apply to it")
+                            "--texture-weight, --pattern-weight and --cue-size apply to it")
         return reexport(checkpoint, out, name, fusion)
     state = load_checkpoint(checkpoint)
     config = state["config"]
@@ -153,6 +156,6 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
 
 def run(args: argparse.Namespace) -> int:
     path = export(args.checkpoint, args.out, args.name, args.embedding, args.standardise, args.fit_on,
-                  args.fit_max, args.device, args.workers, args.colour_weight, args.texture_weight, args.cue_size)
+                  args.fit_max, args.device, args.workers, fusion_options(args))
     print(f"wrote {path}")
     return 0
