@@ -90,9 +90,13 @@ def source_images(work: Path, count: int) -> list[str]:
     return out
 
 
+def base_file(work: Path, count: int, embedder) -> Path:
+    return work / f"base-{count}-{embedder.model.checksum[:12]}.npz"
+
+
 def base_vectors(work: Path, embedder, count: int) -> tuple[np.ndarray, list[str]]:
     """Raw vectors of ``count`` real images, and the paths of the outside query images (embedded once)."""
-    cache = work / f"base-{count}.npz"
+    cache = base_file(work, count, embedder)
     if cache.exists():
         data = np.load(cache)
         return data["raw"], [str(p) for p in data["outside"]]
@@ -171,6 +175,11 @@ def make_files(tree: Path, n: int) -> None:
     (tree / ".done").touch()
 
 
+def library_folder(work: Path, n: int, embedder) -> Path:
+    """Each model gets its own libraries: vectors of another model must never be measured as this one's."""
+    return work / f"lib-{n}-{embedder.model.checksum[:12]}"
+
+
 def build_library(work: Path, n: int, raw: np.ndarray, embedder, with_files: bool) -> dict:
     """A library of ``n`` images with ``raw`` vectors, written through the library's writer."""
     from core.files import content_hash
@@ -179,7 +188,7 @@ def build_library(work: Path, n: int, raw: np.ndarray, embedder, with_files: boo
     from core.scan import scan
     from core.writer import ImageFile
 
-    folder, tree = work / f"lib-{n}", work / f"files-{n}"
+    folder, tree = library_folder(work, n, embedder), work / f"files-{n}"
     if (folder / "bench-built").exists():
         return json.loads((folder / "bench-built").read_text())
     shutil.rmtree(folder, ignore_errors=True)
@@ -273,10 +282,10 @@ def measure(work: Path, n: int, outside: list[str], queries: int, rebuild_up_to:
     from core.search import Searcher
 
     torch.set_num_threads(1)
-    folder, tree = work / f"lib-{n}", work / f"files-{n}"
     out: dict = {"images": n}
     t0 = time.perf_counter()
     embedder = load_embedder()
+    folder, tree = library_folder(work, n, embedder), work / f"files-{n}"
     out["model_load_s"] = round(time.perf_counter() - t0, 2)
     base_rss = rss_mb()
     opening: list[tuple[float, float]] = []
@@ -350,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     if args.measure:
-        outside = [str(x) for x in np.load(args.work / f"base-{args.base}.npz")["outside"]]
+        outside = [str(x) for x in np.load(base_file(args.work, args.base, load_embedder()))["outside"]]
         print(json.dumps(measure(args.work, args.measure, outside, args.queries, args.rebuild_up_to)))
         return 0
     embedder = load_embedder()

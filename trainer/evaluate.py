@@ -157,6 +157,20 @@ def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
                         "test of a run that held them out (train --test-sources)")
 
 
+CUE_HELP = {"colour": "the HSV colour histogram (sec. 5.6 'Fused')", "texture": "the gradient (texture) histogram",
+            "pattern": "the local-binary-pattern histogram"}
+
+
+def add_fusion_arguments(p: argparse.ArgumentParser, default: str) -> None:
+    """The descriptors fused beside the network (see :func:`fusion_options`); shared by eval, gallery and export."""
+    for name in CUES:
+        p.add_argument(f"--{name}-weight", type=float, default=None, metavar="W",
+                       help=f"fuse {CUE_HELP[name]} with weight W in [0, 1) (default: {default})")
+    p.add_argument("--cue-size", type=int, default=None, metavar="PX",
+                   help="decode at PX for the descriptors; the network still sees its input size (0: the "
+                        f"network's input size; default: {default})")
+
+
 def add_subject_arguments(p: argparse.ArgumentParser) -> None:
     """What turns the images into search vectors; shared so eval and gallery embed the same way."""
     p.add_argument("--model", default=None, metavar="PATH|NAME",
@@ -168,18 +182,7 @@ def add_subject_arguments(p: argparse.ArgumentParser) -> None:
                    help="share of the --fuse-with model in the cosine score (default 0.5)")
     p.add_argument("--baseline", choices=("colour",), default=None,
                    help="evaluate a non-learned descriptor instead of a model")
-    p.add_argument("--colour-weight", type=float, default=None, metavar="W",
-                   help="fuse the HSV colour histogram with weight W in [0, 1) (sec. 5.6 'Fused'), "
-                        "overriding the model file's own colour weight")
-    p.add_argument("--texture-weight", type=float, default=None, metavar="W",
-                   help="fuse the gradient (texture) histogram with weight W in [0, 1), overriding the model "
-                        "file's own texture weight (core.texture)")
-    p.add_argument("--pattern-weight", type=float, default=None, metavar="W",
-                   help="fuse the local-binary-pattern histogram with weight W in [0, 1), overriding the model "
-                        "file's own pattern weight (core.texture)")
-    p.add_argument("--cue-size", type=int, default=None, metavar="PX",
-                   help="decode at PX for the colour, texture and pattern descriptors; the network still sees "
-                        "its input size (0: the network's input size)")
+    add_fusion_arguments(p, "the model file's own")
     p.add_argument("--input-size", type=int, default=None, metavar="PX",
                    help="run the network at this input size instead of the model's (e.g. to compare an "
                         "untrained baseline with a model trained at 64 px)")

@@ -31,7 +31,7 @@ from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.data import decode_for_eval
 from trainer.errors import CheckpointError, DataError
-from trainer.evaluate import fusion_options, raw_in_batches
+from trainer.evaluate import add_fusion_arguments, fusion_options, raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.provenance import NOTE, TrainingSet
 from trainer.splits import plan_by_project
@@ -44,16 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--name", default=None, help="model name shown in the app (default: OUT's stem)")
     p.add_argument("--embedding", choices=("style", "projection"), default=None,
                    help="vector the app indexes (default: the run's; a fine-tune's is its base model's)")
-    p.add_argument("--colour-weight", type=float, default=None, metavar="W",
-                   help="fuse the HSV colour histogram into the search vector with weight W in [0, 1) "
-                        "(default: the run's; a fine-tune's is its base model's, 0.2 for the bundled model)")
-    p.add_argument("--texture-weight", type=float, default=None, metavar="W",
-                   help="fuse the gradient (texture) histogram with weight W in [0, 1) (default: the run's)")
-    p.add_argument("--pattern-weight", type=float, default=None, metavar="W",
-                   help="fuse the local-binary-pattern histogram with weight W in [0, 1) (default: the run's)")
-    p.add_argument("--cue-size", type=int, default=None, metavar="PX",
-                   help="decode at PX for the colour, texture and pattern descriptors (default: the run's; 0: "
-                        "the network's input size)")
+    add_fusion_arguments(p, "the run's; a fine-tune's is its base model's")
     p.add_argument("--no-standardise", dest="standardise", action="store_const", const=False, default=None,
                    help="do not fit per-dimension standardisation of style codes (default: fit, unless the run's "
                         "vector is an unstandardised style code)")
