@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 
 FORMAT = "aladin-model"
 FORMAT_VERSION = 1
+# A file that fuses texture or pattern histograms, or decodes at its own cue size, is written as version 2:
+# a program from before them would read it as version 1 and silently build other vectors; it refuses
+# version 2 instead. Files without them stay version 1, so both programs keep reading those.
+DESCRIPTOR_FORMAT_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION)
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
 # Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
@@ -156,6 +161,12 @@ class LoadedModel:
     checksum: str
 
 
+def format_version(info: ModelInfo) -> int:
+    """The oldest file format that holds ``info`` without changing what its vectors mean."""
+    descriptors = info.texture_weight > 0 or info.pattern_weight > 0 or info.cue_size != 0
+    return DESCRIPTOR_FORMAT_VERSION if descriptors else FORMAT_VERSION
+
+
 def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess | None = None) -> Path:
     """Write a model file atomically: a crash mid-write leaves the previous file intact."""
     from safetensors.torch import save_file
@@ -166,7 +177,7 @@ def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess
     if post is not None:
         tensors["post.mean"] = torch.from_numpy(np.ascontiguousarray(post.mean, dtype=np.float32))
         tensors["post.scale"] = torch.from_numpy(np.ascontiguousarray(post.scale, dtype=np.float32))
-    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, **info.to_record()}
+    meta = {"format": FORMAT, "format_version": format_version(info), **info.to_record()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -184,8 +195,9 @@ def _read_info(meta: dict | None, path: Path) -> ModelInfo:
     if not isinstance(record, dict) or record.pop("format", None) != FORMAT:
         raise ModelFileError(f"{path}: not an ALADIN model file")
     version = record.pop("format_version", None)
-    if version != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file format {version} is not supported (expected {FORMAT_VERSION})")
+    if version not in READABLE_VERSIONS:
+        raise ModelFileError(f"{path}: model file format {version} is not supported (expected one of "
+                             f"{', '.join(map(str, READABLE_VERSIONS))})")
     try:
         return ModelInfo.from_record(record)
     except (TypeError, ValueError) as exc:

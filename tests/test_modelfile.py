@@ -182,6 +182,22 @@ def test_a_file_from_before_the_texture_descriptor_reads_as_no_texture(tmp_path)
     assert (info.texture_weight, info.cue_size, info.decode_size) == (0.0, 0, 32)
 
 
+def test_only_files_with_texture_or_patterns_take_the_newer_format_version(tmp_path):
+    """A program from before the descriptors refuses such a file rather than building other vectors."""
+    from safetensors import safe_open
+
+    def version_of(**fusion) -> int:
+        info = ModelInfo(name="v", config=ModelConfig(input_size=32), **fusion)
+        path = save_model(tmp_path / "v.safetensors", build_model(info.config, seed=1), info)
+        assert load_model_file(path).info.pattern_weight == info.pattern_weight  # this version reads both
+        with safe_open(str(path), framework="pt") as fh:
+            return json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
+
+    assert version_of() == version_of(colour_weight=0.3) == 1
+    assert version_of(texture_weight=0.5) == version_of(pattern_weight=0.2) == version_of(cue_size=64) == 2
+    assert modelfile.format_version(load_model_file(modelfile.DEFAULT_MODEL).info) == 2
+
+
 def test_the_limits_admit_every_real_model():
     from core.colour import DEFAULT_BINS, MAX_BINS, MAX_CHANNEL_BINS, check_bins
     from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, VARIANTS
