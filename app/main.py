@@ -12,9 +12,13 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from core.logs import setup_logging
 from core.paths import library_dir
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QWidget
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -24,6 +28,40 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("-v", "--verbose", action="store_true", help="print debug messages on stderr")
     parser.add_argument("images", nargs="*", metavar="IMAGE", help="images to put on the moodboard")
     return parser.parse_args(list(argv))
+
+
+def close_on_sigterm(window: QWidget) -> None:
+    """Close ``window`` when the process gets SIGTERM, as a desktop session does when it ends.
+
+    Without this SIGTERM kills the app where it stands: no settings or moodboard saved, an indexing
+    run cut mid-batch, and its indexing process left unreaped. Python runs signal handlers only
+    between bytecodes, which a waiting Qt event loop never reaches, so the signal is also written to
+    a socket (``signal.set_wakeup_fd``) that a QSocketNotifier watches; closing the window is the
+    path the close button takes.
+    """
+    import signal
+    import socket
+
+    from PySide6.QtCore import QSocketNotifier
+
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+    previous_handler = signal.signal(signal.SIGTERM, lambda *_: None)  # the work happens in on_signal
+    notifier = QSocketNotifier(reader.fileno(), QSocketNotifier.Type.Read, window)
+
+    def on_signal() -> None:
+        if signal.SIGTERM in reader.recv(64):
+            window.close()
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, previous_handler)
+        signal.set_wakeup_fd(previous_fd)
+        reader.close()
+        writer.close()
+
+    notifier.activated.connect(on_signal)
+    window.destroyed.connect(restore)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server.received.connect(window.open_files)
     server.listen()
     app.aboutToQuit.connect(release_clipboard)
+    close_on_sigterm(window)
     window.show()
     if images:
         window.open_files(images)

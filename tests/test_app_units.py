@@ -337,3 +337,29 @@ def test_a_finished_worker_lives_until_the_gui_thread_has_its_signals(qtbot):
     assert key in Worker._live and shiboken6.isValid(signals) and got == []  # nothing delivered yet
     qtbot.waitUntil(lambda: key not in Worker._live, timeout=5000)
     assert got == [42]
+
+
+def test_sigterm_closes_the_window_by_its_close_path_and_is_handed_back_after(qtbot):
+    """A desktop session ends apps with SIGTERM: the window closes (settings saved, children reaped)."""
+    import os
+    import signal
+
+    from PySide6.QtWidgets import QWidget
+
+    from app.main import close_on_sigterm
+
+    closed = []
+
+    class Window(QWidget):
+        def closeEvent(self, event) -> None:
+            closed.append(True)
+            super().closeEvent(event)
+
+    window = Window()
+    window.show()
+    before = signal.getsignal(signal.SIGTERM)
+    close_on_sigterm(window)
+    os.kill(os.getpid(), signal.SIGTERM)
+    qtbot.waitUntil(lambda: closed == [True], timeout=5000)
+    window.deleteLater()
+    qtbot.waitUntil(lambda: signal.getsignal(signal.SIGTERM) is before, timeout=5000)
