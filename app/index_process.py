@@ -151,19 +151,5 @@ def wait_for_children(timeout: float = EXIT_WAIT_S) -> bool:
         if time.monotonic() >= deadline:
             return False
         time.sleep(POLL_S)
-    _stop_resource_tracker()
     return True
 
-
-def _stop_resource_tracker() -> None:
-    """Stop and reap multiprocessing's resource tracker, which starting a child started.
-
-    Left alone it exits only after the app does, as an orphan: a zombie wherever nothing reaps
-    orphans (a container without an init). With no child left, nothing needs it any more. The
-    method is private to multiprocessing (Python 3.8-3.13 have it), so it is looked up, not assumed.
-    """
-    from multiprocessing import resource_tracker
-
-    stop = getattr(resource_tracker._resource_tracker, "_stop", None)
-    if stop is not None:
-        stop()

@@ -227,7 +227,11 @@ else
         wait "$GUI_PID"
         rc=$?
         sleep 1
-        left="$(pgrep -s "$GUI_PID" | tr '\n' ' ')"
+        # Zombies are dead: after the app they are orphans that init reaps (a container's may not); only
+        # processes still running count as left behind.
+        left="$(for pid in $(pgrep -s "$GUI_PID"); do
+                    state="$(ps -o stat= -p "$pid")"; [[ -n "$state" && "$state" != Z* ]] && echo "$pid"
+                done | tr '\n' ' ')"
         if [[ -n "$left" ]]; then
             for pid in $left; do kill -KILL "$pid" 2>/dev/null; done
             record gui fail "processes left after it ended: $left"
