@@ -17,14 +17,14 @@ and armed on Linux to die with the app. The steps:
 The job is a plain generator of :class:`TeachProgress` that returns a :class:`TeachOutcome` (or
 None when cancelled); the app's worker drives it, as it drives indexing. No Qt here.
 
-Training settings, measured on 2 CPU cores with the bundled model and 4 generated styles of 60
-images (45 train and 15 held out per style; batches of 8 images, one pair per style; mAP 0.877
-before): 60 steps took 11 s and reached mAP 0.966, 150 steps 24 s and 0.988, 300 steps 46 s and
-1.000 (each plus about 3 s per measurement and 2 s for the export). On the same cores shared with
-other work (load 5) a step took 1.8 s instead of 0.15 s.
+Training settings, measured on 2 CPU cores with ``bench/teach_gain.py`` (this job on 8 groups of
+unseen game art, one per source of ``data/corpus-new``, 16-40 images each; mean of 3 draws; held-out
+P@1 / mAP 0.768 / 0.634 before): 60 steps took 29 s per run and reached 0.803 / 0.683, 150 steps 49 s
+and 0.789 / 0.693, 300 steps 87 s and 0.807 / 0.702, measurements and export included. On the same
+cores shared with other work (load 5) a step took 1.8 s instead of 0.15 s (first bundled model).
 
-- ``DEFAULT_STEPS`` = 150: most of the gain (0.111 of 0.123 mAP) in half the time of 300, about
-  half a minute on idle cores and a few minutes on busy ones; the dialog offers more or fewer.
+- ``DEFAULT_STEPS`` = 150: most of the mAP gain (0.059 of 0.068) in a little over half the time of
+  300, under a minute on idle cores and a few minutes on busy ones; the dialog offers more or fewer.
 - ``LEARNING_RATE`` is held constant (``--decay-every`` past the last step): the trainer's
   default decays once per epoch, and with a handful of groups an epoch is one step, which left
   the rate at 1e-9 after 100 steps.
