@@ -55,11 +55,28 @@ def test_eval_fuses_texture_at_the_cue_size_and_finds_the_line_style(line_styles
     assert _map(tmp_path / "fused.json") > _map(tmp_path / "colour.json") + 0.2
 
 
+def test_eval_takes_the_colour_histograms_bins_from_the_flag(line_styles, tiny_model, tmp_path, capsys):
+    common = ["eval", "--data", str(line_styles), "--split", "all", "--model", str(tiny_model), "--workers", "0",
+              "--colour-weight", "0.5"]
+    for bins in ("12,4,4", "8,8,8"):
+        assert main(common + ["--colour-bins", bins, "--report", str(tmp_path / f"{bins}.json")]) == 0
+    coarse, fine = (json.loads((tmp_path / f"{bins}.json").read_text()) for bins in ("12,4,4", "8,8,8"))
+    assert (coarse["model"]["colour_bins"], fine["model"]["colour_bins"]) == ([12, 4, 4], [8, 8, 8])
+    assert coarse["metrics"] != fine["metrics"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(common + ["--colour-bins", "8,eight,8"])
+    assert exit_info.value.code == 2
+    assert "expected three whole numbers such as 8,8,8, got '8,eight,8'" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("options, message", [
     (["--baseline", "colour", "--texture-weight", "0.5"], "drop --baseline"),
     (["--texture-weight", "0.6", "--colour-weight", "0.5"], "must leave the network some weight"),
     (["--texture-weight", "0.6", "--pattern-weight", "0.4"], "must leave the network some weight"),
     (["--cue-size", "8"], "cue size must be"),
+    (["--colour-bins", "8,8,8", "--baseline", "colour"], "drop --baseline"),
+    (["--colour-weight", "0.5", "--colour-bins", "65,1,1"], "colour bins must be three whole numbers"),
+    (["--colour-weight", "0.5", "--colour-bins", "8,8"], "colour bins must be three whole numbers"),
 ])
 def test_eval_refuses_fusion_it_cannot_do(line_styles, tiny_model, options, message, capsys):
     model = [] if "--baseline" in options else ["--model", str(tiny_model)]
@@ -70,10 +87,11 @@ def test_eval_refuses_fusion_it_cannot_do(line_styles, tiny_model, options, mess
 def test_export_writes_a_model_file_again_with_other_fusion_and_the_same_network(tiny_model, tmp_path, capsys):
     out = tmp_path / "retuned.safetensors"
     assert main(["export", str(tiny_model), str(out), "--texture-weight", "0.6", "--colour-weight", "0.1",
-                 "--pattern-weight", "0.2", "--cue-size", "64"]) == 0
+                 "--pattern-weight", "0.2", "--cue-size", "64", "--colour-bins", "8,8,8"]) == 0
     base, retuned = load_model_file(tiny_model), load_model_file(out)
     info = retuned.info
     assert (info.colour_weight, info.texture_weight, info.pattern_weight, info.cue_size) == (0.1, 0.6, 0.2, 64)
+    assert info.colour_bins == (8, 8, 8) and base.info.colour_bins != (8, 8, 8)
     assert retuned.info.embedding == base.info.embedding and retuned.info.name == "tiny"
     assert retuned.info.notes["reexported_from"] == f"tiny.safetensors sha256 {base.checksum}"
     assert all(torch.equal(a, b) for a, b in zip(base.net.state_dict().values(), retuned.net.state_dict().values()))

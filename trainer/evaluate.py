@@ -118,9 +118,11 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
 
 
 def fusion_options(args: argparse.Namespace) -> dict:
-    """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight`` and ``--cue-size`` set."""
+    """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--cue-size``
+    and ``--colour-bins`` set."""
     values = {f"{name}_weight": getattr(args, f"{name}_weight") for name in CUES}
     values["cue_size"] = args.cue_size
+    values["colour_bins"] = args.colour_bins
     return {name: value for name, value in values.items() if value is not None}
 
 
@@ -129,7 +131,8 @@ def describe(embedder: Embedder) -> dict:
     return {"source": embedder.model.source, "name": info.name, "checksum": embedder.model.checksum,
             "architecture": info.config.variant, "trained": info.trained, "training_data": info.training_data,
             "vector": embedder.which, "input_size": embedder.net_size, "decode_size": embedder.size,
-            **{f"{name}_weight": float(getattr(info, f"{name}_weight")) for name in CUES}}
+            **{f"{name}_weight": float(getattr(info, f"{name}_weight")) for name in CUES},
+            "colour_bins": list(info.colour_bins)}
 
 
 def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
@@ -169,6 +172,16 @@ def add_fusion_arguments(p: argparse.ArgumentParser, default: str) -> None:
     p.add_argument("--cue-size", type=int, default=None, metavar="PX",
                    help="decode at PX for the descriptors; the network still sees its input size (0: the "
                         f"network's input size; default: {default})")
+    p.add_argument("--colour-bins", type=colour_bins_argument, default=None, metavar="H,S,V",
+                   help=f"bins per HSV channel of the fused colour histogram, e.g. 8,8,8 (default: {default})")
+
+
+def colour_bins_argument(text: str) -> tuple[int, ...]:
+    """``H,S,V`` as whole numbers; their range is ModelInfo's to check, so a model file and a flag agree."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected three whole numbers such as 8,8,8, got {text!r}") from None
 
 
 def add_subject_arguments(p: argparse.ArgumentParser) -> None:
@@ -336,8 +349,8 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     """
     fusion = fusion_options(args)
     if args.baseline and fusion:
-        raise DataError("--colour-weight, --texture-weight, --pattern-weight and --cue-size fuse descriptors "
-                        "with a model; drop --baseline")
+        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --cue-size and --colour-bins fuse "
+                        "descriptors with a model; drop --baseline")
     paths = [s.path for s in samples]
     embedder = None
     if subjects.model is not None:

@@ -107,7 +107,7 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     if checkpoint.suffix == ".safetensors":
         if embedding is not None or standardise is not None or fit_on is not None:
             raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight, --pattern-weight and --cue-size apply to it")
+                            "--texture-weight, --pattern-weight, --cue-size and --colour-bins apply to it")
         return reexport(checkpoint, out, name, fusion)
     state = load_checkpoint(checkpoint)
     config = state["config"]
