@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.colour import DEFAULT_BINS  # noqa: E402
 from core.embedder import Embedder, fused_cues, l2_normalise  # noqa: E402
 from core.modelfile import load_model  # noqa: E402
-from trainer.evaluate import embed_manifest  # noqa: E402
+from trainer.evaluate import colour_bins_argument, embed_manifest  # noqa: E402
 from trainer.manifest import read_manifest  # noqa: E402
 from trainer.metrics import by_source, mean_over, score_queries, summarise  # noqa: E402
 
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default=None, metavar="PATH|NAME", help="network to fuse (default: the bundled model)")
     p.add_argument("--validation", type=Path, default=Path("data/corpus-new/manifest.csv"), metavar="MANIFEST")
     p.add_argument("--cue-size", type=int, default=128, metavar="PX")
+    p.add_argument("--colour-bins", type=colour_bins_argument, default=DEFAULT_BINS, metavar="H,S,V",
+                   help="bins per HSV channel of the colour histogram (default 12,4,4)")
     p.add_argument("--benchmark", type=Path, default=None, metavar="DIR",
                    help="after choosing, score the choice on DIR/icons and DIR/cards (bench/ood_benchmark.py)")
     p.add_argument("--workers", type=int, default=None)
@@ -90,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     started = time.time()
     model = load_model(args.model)
-    probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE, cue_size=args.cue_size)
+    probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE, cue_size=args.cue_size,
+                    colour_bins=args.colour_bins)
     embedder = Embedder(replace(model, info=probe))
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
     print(f"validation: {len(groups)} images, {len(set(groups))} groups, {len(set(sources))} sources "
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"])
     reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}
-    report = {"model": model.source, "validation": str(args.validation), "cue_size": args.cue_size, "grid": rows,
+    report = {"model": model.source, "validation": str(args.validation), "cue_size": args.cue_size,
+              "colour_bins": list(args.colour_bins), "grid": rows,
               "chosen": {**best, **{f"{cue.name}_weight": cue.weight for cue in chosen.cues}},
               "reference": reference}
     print(f"chosen: network {best['network']}, " + ", ".join(f"{cue.name} {cue.weight}" for cue in chosen.cues)
