@@ -19,11 +19,12 @@ None when cancelled); the app's worker drives it, as it drives indexing. No Qt h
 
 Training settings, measured on 2 CPU cores with ``bench/teach_gain.py`` (this job on 8 groups of
 unseen game art, one per source of ``data/corpus-new``, 16-40 images each; mean of 3 draws; held-out
-P@1 / mAP 0.768 / 0.634 before): 60 steps took 29 s per run and reached 0.803 / 0.683, 150 steps 49 s
-and 0.789 / 0.693, 300 steps 87 s and 0.807 / 0.702, measurements and export included. On the same
-cores shared with other work (load 5) a step took 1.8 s instead of 0.15 s (first bundled model).
+P@1 / mAP 0.778 / 0.638 before): 60 steps took 30 s per run and reached 0.823 / 0.686, 150 steps 50 s
+and 0.799 / 0.694, 300 steps 86 s and 0.822 / 0.704, measurements and export included (P@1 moves by
+half a point per query of the 198, so mAP is the steadier figure). On the same cores shared with other
+work (load 5) a step took 1.8 s instead of 0.15 s (first bundled model).
 
-- ``DEFAULT_STEPS`` = 150: most of the mAP gain (0.059 of 0.068) in a little over half the time of
+- ``DEFAULT_STEPS`` = 150: most of the mAP gain (0.056 of 0.066) in a little over half the time of
   300, under a minute on idle cores and a few minutes on busy ones; the dialog offers more or fewer.
 - ``LEARNING_RATE`` is held constant (``--decay-every`` past the last step): the trainer's
   default decays once per epoch, and with a handful of groups an epoch is one step, which left
