@@ -51,15 +51,15 @@ def embed(data: Path, model: str | None, cache: Path) -> dict[str, tuple[np.ndar
     from core.modelfile import load_model
 
     out = {}
-    embedder = None
+    embedder = Embedder(load_model(model), device="cpu")
     for domain in DOMAINS:
         manifest = data / domain / "manifest.csv"
         samples = read_manifest(manifest)
-        stored = cache / f"{domain}.npz"
+        # Keyed by the model, so a run after the model changed never scores the old model's vectors.
+        stored = cache / f"{domain}-{embedder.model.checksum[:12]}.npz"
         if stored.is_file():
             vectors = np.load(stored)["vectors"]
         else:
-            embedder = embedder or Embedder(load_model(model), device="cpu")
             vectors, errors = embedder.embed_paths([s.path for s in samples], batch_size=32, workers=0)
             if errors:
                 raise SystemExit(f"{len(errors)} images of {manifest} could not be read")
