@@ -17,7 +17,6 @@ Each seed draws other groups; the JSON holds every run and the means.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import random
 import subprocess
@@ -31,27 +30,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.teach.groups import FOLDER, Group  # noqa: E402
 from app.teach.pipeline import DEFAULT_STEPS, TeachPlan, teach, trainer_command  # noqa: E402
 from core.modelfile import DEFAULT_MODEL  # noqa: E402
+from trainer.manifest import Sample, read_manifest, write_manifest  # noqa: E402
 
 MIN_IMAGES = 16
 
 
-def read_rows(manifest: Path) -> list[dict]:
-    base = manifest.parent
-    with open(manifest, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        path = Path(row["path"])
-        row["path"] = str(path if path.is_absolute() else base / path)
-    return rows
-
-
-def choose_groups(rows: list[dict], count: int, seed: int) -> list[str]:
+def choose_groups(rows: list[Sample], count: int, seed: int) -> list[str]:
     """``count`` groups of at least MIN_IMAGES images, no two from one source while sources last."""
     sizes: dict[str, int] = defaultdict(int)
     source: dict[str, str] = {}
     for row in rows:
-        sizes[row["group"]] += 1
-        source[row["group"]] = row.get("source") or row["group"]
+        sizes[row.group] += 1
+        source[row.group] = row.source or row.group
     candidates = sorted(g for g, n in sizes.items() if n >= MIN_IMAGES)
     random.Random(seed).shuffle(candidates)
     chosen: list[str] = []
@@ -77,9 +67,9 @@ def general_figures(model: str, manifest: Path, report: Path) -> dict:
     return out
 
 
-def one_run(rows: list[dict], args: argparse.Namespace, seed: int, work: Path) -> dict:
+def one_run(rows: list[Sample], args: argparse.Namespace, seed: int, work: Path) -> dict:
     chosen = choose_groups(rows, args.groups, seed)
-    groups = [Group(name=g, kind=FOLDER, source=g, paths=sorted(r["path"] for r in rows if r["group"] == g))
+    groups = [Group(name=g, kind=FOLDER, source=g, paths=sorted(r.path for r in rows if r.group == g))
               for g in chosen]
     folder = work / f"seed{seed}"
     folder.mkdir()
@@ -91,11 +81,7 @@ def one_run(rows: list[dict], args: argparse.Namespace, seed: int, work: Path) -
             next(job)
     except StopIteration as stop:
         outcome = stop.value
-    rest = folder / "rest.csv"
-    with open(rest, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(r for r in rows if r["group"] not in set(chosen))
+    rest = write_manifest(folder / "rest.csv", [r for r in rows if r.group not in set(chosen)], relative=False)
     run = {"seed": seed, "groups": chosen, "held_out_queries": outcome.before.queries,
            "taught before": {"P@1": outcome.before.p_at_1, "mAP": outcome.before.map},
            "taught after": {"P@1": outcome.after.p_at_1, "mAP": outcome.after.map},
@@ -120,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS)
     parser.add_argument("--report", type=Path)
     args = parser.parse_args(argv)
-    rows = read_rows(args.manifest)
+    rows = read_manifest(args.manifest)
     with tempfile.TemporaryDirectory(prefix="teach-gain-") as tmp:
         runs = [one_run(rows, args, int(seed), Path(tmp)) for seed in args.seeds.split(",")]
     summary = {key: mean_of(runs, key) for key in ("taught before", "taught after", "others before", "others after")}
