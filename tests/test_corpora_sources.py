@@ -19,7 +19,7 @@ from trainer.corpora.sources import KDE_GAMES, SOURCES, freeciv_tiles, svg_creat
 @pytest.mark.parametrize("name", [
     "adwaita-icon-theme", "hicolor-icon-theme", "breeze-icon-theme", "oxygen-icons5", "papirus-icon-theme",
     "gnome-icon-theme", "tango-icon-theme", "dmz-cursor-theme", "kpat", "aisleriot", "pysolfc", "pysolfc-cardsets",
-    "kdegames-card-data-kf5", "lskat", "xskat", "pokerth",
+    "kdegames-card-data-kf5", "lskat", "xskat", "pokerth", "fonts-noto-color-emoji", "fonts-twemoji",
 ])
 def test_reserved_packages_rejected(name):
     assert is_reserved(name), name
@@ -40,6 +40,12 @@ def test_reserved_packages_rejected(name):
     "/usr/share/games/game/ui-icons/attack.png",
     "/usr/share/games/supertuxkart/data/karts/tux/tux_icon.png",
     "/usr/share/games/0ad/mods/public/public.zip/art/textures/ui/session/icons/cancel.png",
+    # Icon fonts: emoji and dingbat families, as installed and as a built corpus names their groups.
+    "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf",
+    "data/corpus/images/fonts/Head-Ding_Maker_BRK-d4c156/000.png",
+    "data/corpus/images/fonts/Line_Dings_BRK-bb5e12/000.png",
+    "fonts/ITC Zapf Dingbats/ZapfDingbats.ttf",
+    "fonts/Wingdings/wingding.ttf",
 ])
 def test_reserved_paths_rejected(path):
     assert reserved_reason(path)
@@ -49,6 +55,8 @@ def test_reserved_paths_rejected(path):
     "openclipart-svg", "hedgewars-data", "wesnoth-1.16-data", "fonts-dejavu-core", "kapman",
     "/usr/share/games/hedgewars/Data/Themes/Art/plant1.png", "/usr/share/openclipart/svg/animals/cat.svg",
     "/usr/share/kmahjongglib/backgrounds/summerfield.svgz",
+    # Words that contain "ding" are not dingbats.
+    "/usr/share/games/widelands/tribes/buildings/farm.png", "fonts/Yielding_BRK/000.png", "fonts/Wedding_Text/a.png",
 ])
 def test_ordinary_art_allowed(name):
     assert reserved_reason(name) is None

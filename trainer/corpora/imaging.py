@@ -166,19 +166,6 @@ def render_text(font_path: Path, text: str, size: int, ink=(20, 20, 20), paper=(
     return canvas
 
 
-def render_emoji(font_path: Path, char: str, size: int) -> Image.Image:
-    """One colour emoji (CBDT bitmap font, drawn at its native 109 px strike), as RGBA."""
-    try:
-        font = ImageFont.truetype(str(font_path), 109)
-    except OSError as exc:
-        raise RenderError(f"{font_path}: {exc}") from exc
-    canvas = Image.new("RGBA", (160, 160), (0, 0, 0, 0))
-    ImageDraw.Draw(canvas).text((10, 10), char, font=font, embedded_color=True)
-    if visible_fraction(canvas) < 0.02:
-        raise RenderError(f"{font_path}: no glyph for U+{ord(char[0]):04X}")
-    return canvas
-
-
 def pixel_digest(img: Image.Image) -> str:
     """Exact-duplicate key: the same pixels from two files or two sources count once."""
     small = img.convert("RGBA").resize((32, 32), Image.Resampling.BILINEAR)

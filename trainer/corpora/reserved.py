@@ -1,6 +1,7 @@
 """The guard that keeps evaluation-only art out of every training corpus.
 
-Freedesktop icon themes and playing-card decks are reserved for independent
+Freedesktop icon themes, icon fonts (emoji and dingbat fonts draw pictograms,
+not letters) and playing-card decks are reserved for independent
 evaluation of the style model (see DATA.md). Training on them, even by
 accident through a package that bundles a deck, would make that evaluation
 measure memory instead of style. Every source, package and file the builder
@@ -19,7 +20,7 @@ _ICON_DIRS = ("share/icons", "share/pixmaps", ".icons")
 _PACKAGE_PATTERNS = (
     r"icon-?theme", r"(^|[-_])icons?\d*($|[-_])", r"cursor-?theme", r"^hicolor", r"^adwaita",
     r"^breeze", r"^oxygen-icons", r"^gnome-themes", r"card", r"deck", r"aisleriot", r"pysol",
-    r"^kpat", r"^lskat", r"solitaire", r"patience", r"poker", r"skat", r"freecell", r"tarot",
+    r"^kpat", r"^lskat", r"solitaire", r"patience", r"poker", r"skat", r"freecell", r"tarot", r"emoji",
 )
 # Path components that mean "this folder is a card deck or an icon theme".
 _COMPONENT_PATTERNS = (
@@ -27,6 +28,9 @@ _COMPONENT_PATTERNS = (
     r"poker", r"tarot", r"icon-?theme", r"cursors?$",
     # Any icon folder or file, a game's own included ("icons", "ui-icons", "skill_icons", "tux_icon").
     r"(^|[-_])icons?$",
+    # Icon fonts: emoji and dingbat families ("Head-Ding_Maker_BRK", "Line_Dings_BRK", "Wingdings"),
+    # matched as whole words so "buildings" and "padding" stay usable.
+    r"emoji", r"dingbat", r"(^|[-_ ])dings?($|[-_ ])", r"wingdings?", r"webdings?",
 )
 # Sets of suited game pieces drawn like a deck (mahjong and domino tiles): close enough to
 # playing cards in layout and purpose that they stay out too.
@@ -57,7 +61,7 @@ def reserved_reason(name: str) -> str | None:
             return f"{text}: under {folder}/ (freedesktop icon themes are reserved for evaluation)"
     for part in posix.parts[:-1] + (posix.stem,):
         if _COMPONENT_RE.search(part):
-            return f"{text}: {part!r} looks like a card deck or icon theme (reserved for evaluation)"
+            return f"{text}: {part!r} looks like a card deck, icon theme or icon font (reserved for evaluation)"
     return None
 
 

@@ -26,11 +26,12 @@ from PIL import Image, ImageFont
 
 from core.images import fit_square
 from trainer.corpora.imaging import (
-    RenderError, fit_object, fit_scene, load_photo, load_raster, render_emoji, render_svg, render_text,
+    RenderError, fit_object, fit_scene, load_photo, load_raster, render_svg, render_text,
     visible_fraction,
 )
 from trainer.corpora.games import GAME_SOURCES
 from trainer.corpora.provenance import FileOwners
+from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.spec import (
     RASTER, VECTOR, Context, GroupSpec, Item, Source, files, object_raster, object_svg, sheet_crop,
 )
@@ -267,23 +268,6 @@ def discover_wesnoth(ctx: Context) -> Iterator[GroupSpec]:
         yield GroupSpec(sub, [Item(str(p), p, object_raster(p)) for p in paths])
 
 
-# ----------------------------------------------------------------- emoji
-
-EMOJI_RANGES = ((0x1F300, 0x1F5FF), (0x1F600, 0x1F64F), (0x1F680, 0x1F6FF), (0x1F900, 0x1F9FF))
-
-
-def discover_emoji(ctx: Context) -> Iterator[GroupSpec]:
-    font = ctx.path("usr/share/fonts/truetype/noto/NotoColorEmoji.ttf")
-    if not font.is_file():
-        return
-    items = [Item(f"{font}#U+{cp:04X}", font, _emoji(font, chr(cp))) for lo, hi in EMOJI_RANGES for cp in range(lo, hi + 1)]
-    yield GroupSpec("noto-color-emoji", items)
-
-
-def _emoji(font: Path, char: str) -> Callable[[int], Image.Image]:
-    return lambda size: fit_object(render_emoji(font, char, size), size)
-
-
 # ------------------------------------------------------------ wallpapers
 
 CROPS_PER_WALLPAPER = 8
@@ -398,9 +382,12 @@ def discover_fonts(ctx: Context) -> Iterator[GroupSpec]:
     owners = FileOwners(FONT_PACKAGES, ctx.root)
     families: dict[str, list[Item]] = {}
     for path in files(ctx.path("usr/share/fonts"), {".ttf", ".otf"}):
-        if owners.package_of(path) is None or "emoji" in path.name.lower() or not font_has_latin(path):
+        if owners.package_of(path) is None or reserved_reason(str(path)) or not font_has_latin(path):
             continue
-        families.setdefault(font_family(path), []).extend(
+        family = font_family(path)
+        if reserved_reason(f"fonts/{family}/{path.name}"):
+            continue
+        families.setdefault(family, []).extend(
             Item(f"{path}#{i}", path, _font_sheet(path, t)) for i, t in enumerate(FONT_TEXTS))
     for family, items in sorted(families.items()):
         yield GroupSpec(family, items, max_images=FONT_IMAGES)
@@ -515,9 +502,6 @@ SOURCES: tuple[Source, ...] = (
     Source("wesnoth", ("wesnoth-1.16-data",),
            "Portraits by race (each race's portraits are by one artist, see portraits/ARTISTS), unit sprites "
            "by faction (one pixel-art style and palette), terrain by terrain type, items, scenery.", discover_wesnoth),
-    Source("emoji", ("fonts-noto-color-emoji",),
-           "Noto Color Emoji: one design system (shapes, gradients, outlines) over hundreds of subjects.",
-           discover_emoji),
     Source("wallpapers", ("plasma-workspace-wallpapers", "gnome-backgrounds", "mate-backgrounds", "desktop-base"),
            "One group per wallpaper artwork: random crops of one picture share its medium, palette and texture.",
            discover_wallpapers),
