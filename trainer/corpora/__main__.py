@@ -1,4 +1,4 @@
-"""Command line: ``python -m trainer.corpora build|sources|card|check|pack|unpack``."""
+"""Command line: ``python -m trainer.corpora build|sources|card|check|select|pack|unpack``."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ from trainer.corpora.card import card_from, install_command
 from trainer.corpora.pack import pack, pack_info, unpack
 from trainer.corpora.provenance import package_info
 from trainer.corpora.reserved import reserved_reason
+from trainer.corpora.select import parse_caps, select
 from trainer.corpora.sources import SOURCE_NAMES, SOURCES
 from trainer.errors import DataError
+from trainer.manifest import write_manifest
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,6 +40,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d.add_argument("corpus", type=Path, help="corpus folder or its sources.json")
     c = sub.add_parser("check", help="verify a manifest has no reserved (evaluation-only) rows")
     c.add_argument("manifest", type=Path)
+    s = sub.add_parser("select", help="join manifests into a training manifest without reserved rows, "
+                                      "optionally capping images per group of some sources")
+    s.add_argument("manifests", type=Path, nargs="+")
+    s.add_argument("--out", type=Path, required=True, metavar="OUT.csv")
+    s.add_argument("--cap", action="append", default=[], metavar="SOURCE=N",
+                   help="keep at most N images per group of SOURCE (repeatable)")
     k = sub.add_parser("pack", help="one WebP tar of a manifest's training pixels, for a machine without the sources")
     k.add_argument("manifest", type=Path)
     k.add_argument("out", type=Path, metavar="OUT.tar")
@@ -97,6 +105,17 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _select(args: argparse.Namespace) -> int:
+    chosen = select(args.manifests, parse_caps(args.cap))
+    if not chosen.samples:
+        raise DataError("no rows left to write")
+    write_manifest(args.out, chosen.samples)
+    print(json.dumps({"images": len(chosen.samples), "groups": len({s.group for s in chosen.samples}),
+                      "reserved_dropped": chosen.reserved, "capped": dict(chosen.capped),
+                      "repeated": chosen.repeated, "manifest": str(args.out)}))
+    return 0
+
+
 def _build(args: argparse.Namespace) -> int:
     sources = tuple(s for s in args.sources.split(",") if s)
     cfg = BuildConfig(out=args.out, seed=args.seed, size=args.size, max_per_group=args.max_per_group,
@@ -116,7 +135,7 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": _build, "sources": _sources, "card": _card, "check": _check, "pack": _pack, "unpack": _unpack}
+COMMANDS = {"build": _build, "sources": _sources, "card": _card, "check": _check, "select": _select, "pack": _pack, "unpack": _unpack}
 
 
 def main(argv: list[str] | None = None) -> int:
