@@ -50,9 +50,9 @@ def _qt_exits_cleanly():
     """pytest-qt's QApplication lives until the interpreter exits, and never emits aboutToQuit: hand the
     clipboard's Python-made data to Qt as the app does on quit, or Qt's exit handlers crash PySide."""
     yield
-    from PySide6.QtWidgets import QApplication
-
-    if QApplication.instance() is not None:
+    # Only a session that imported Qt has an application to close (the GPU machine has no PySide6 at all).
+    widgets = sys.modules.get("PySide6.QtWidgets")
+    if widgets is not None and widgets.QApplication.instance() is not None:
         from app.mainwindow.desktop import release_clipboard
 
         release_clipboard()
