@@ -19,9 +19,10 @@ None when cancelled); the app's worker drives it, as it drives indexing. No Qt h
 
 Training settings, measured on 2 CPU cores with ``bench/teach_gain.py`` (this job on 8 groups of
 unseen game art, one per source of ``data/corpus-new``, 16-40 images each; mean of 3 draws; held-out
-P@1 / mAP 0.778 / 0.638 before): 60 steps took 30 s per run and reached 0.823 / 0.686, 150 steps 50 s
-and 0.799 / 0.694, 300 steps 86 s and 0.822 / 0.704, measurements and export included (P@1 moves by
-half a point per query of the 198, so mAP is the steadier figure). On the same cores shared with other
+P@1 / mAP 0.778 / 0.638 before, with the default of that time): 60 steps took 30 s per run and reached
+0.823 / 0.686, 150 steps 50 s and 0.799 / 0.694, 300 steps 86 s and 0.822 / 0.704, measurements and
+export included (P@1 moves by half a point per query of the 198, so mAP is the steadier figure). The
+retrained default (2026-11-29) at 150 steps: 0.772 / 0.637 before, 0.802 / 0.691 after, 48 s. On the same cores shared with other
 work (load 5) a step took 1.8 s instead of 0.15 s (first bundled model).
 
 - ``DEFAULT_STEPS`` = 150: most of the mAP gain (0.056 of 0.066) in a little over half the time of
