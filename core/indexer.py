@@ -34,6 +34,7 @@ from core.errors import LibraryError, ModelMismatchError
 from core.files import content_hash
 from core.index_cache import IndexCache, fingerprint
 from core.library import Failure, Library, Root
+from core.modelfile import distinct_names
 from core.scan import FileEntry, scan
 from core.writer import ImageFile, KnownImage, LibraryWriter
 
@@ -164,9 +165,10 @@ def _use_model(library: Library, writer: LibraryWriter, embedder: Embedder, swit
     elif switch_model:
         model_id = yield from _switch(library, writer, embedder, summary, cancel, batch_size, workers)
     else:
+        old, new = distinct_names((record.name, record.checksum), (model.info.name, model.checksum))
         raise ModelMismatchError(
-            f"this library was indexed with model {record.name!r} ({record.which}); indexing with "
-            f"{model.info.name!r} ({embedder.which}) would re-embed all {library.vector_count()} images. "
+            f"this library was indexed with model {old} ({record.which}); indexing with "
+            f"{new} ({embedder.which}) would re-embed all {library.vector_count()} images. "
             "Pass --switch-model to do that")
     if switch_model and not summary.cancelled:
         yield IndexProgress(SWITCHED, 1, 1, current=model.info.name)

@@ -161,6 +161,22 @@ class LoadedModel:
     checksum: str
 
 
+def distinct_names(first: tuple[str, str], second: tuple[str, str]) -> tuple[str, str]:
+    """Two models' ``(name, checksum)`` as a message names them side by side.
+
+    A bundled model updated in place keeps its name, so "indexed with 'X'; searching with 'X' would
+    compare incompatible vectors" would read as nonsense: equal names get the start of their
+    checksums, as long as it takes to tell them apart.
+    """
+    (a, a_sum), (b, b_sum) = first, second
+    if a != b:
+        return repr(a), repr(b)
+    width = 8
+    while width < max(len(a_sum), len(b_sum)) and a_sum[:width] == b_sum[:width]:
+        width += 4
+    return f"{a!r} (checksum {a_sum[:width]})", f"{b!r} (checksum {b_sum[:width]})"
+
+
 def format_version(info: ModelInfo) -> int:
     """The oldest file format that holds ``info`` without changing what its vectors mean."""
     descriptors = info.texture_weight > 0 or info.pattern_weight > 0 or info.cue_size != 0

@@ -24,6 +24,7 @@ from core.errors import LibraryError, ModelMismatchError, QueryError
 from core.files import content_hash
 from core.index_cache import IndexCache, fingerprint
 from core.library import Library
+from core.modelfile import distinct_names
 from core.query import QueryItem, SearchFilters, SearchResult
 from core.vector_index import FILTER_EXACT_MAX, ExactIndex
 
@@ -217,9 +218,11 @@ def _check_model(library: Library, embedder: Embedder) -> None:
     if record is None:
         raise LibraryError(f"the library {library.folder} is empty; index a folder first (aladin index FOLDER)")
     if record.checksum != embedder.model.checksum or record.which != embedder.which:
+        old, new = distinct_names((record.name, record.checksum),
+                                  (embedder.model.info.name, embedder.model.checksum))
         raise ModelMismatchError(
-            f"the library was indexed with model {record.name!r} ({record.which}, {record.source}); "
-            f"searching it with {embedder.model.info.name!r} ({embedder.which}) would compare "
+            f"the library was indexed with model {old} ({record.which}, {record.source}); "
+            f"searching it with {new} ({embedder.which}) would compare "
             "incompatible vectors. Search with the library's model, or re-index with --switch-model")
 
 

@@ -237,8 +237,10 @@ def test_other_model_needs_switch(tmp_path, embedder):
     other = tiny_embedder(tmp_path, seed=11)
     with Library.open(tmp_path / "lib") as lib:
         run_index(lib, [tmp_path / "art"], embedder)
-        with pytest.raises(ModelMismatchError, match="switch-model"):
+        with pytest.raises(ModelMismatchError, match="switch-model") as refused:
             run_index(lib, [], other)
+        # Both are called 'tiny': the message tells them apart by their files' checksums.
+        assert embedder.model.checksum[:8] in str(refused.value) and other.model.checksum[:8] in str(refused.value)
         switched = run_index(lib, [], other, switch_model=True)
         assert (switched.embedded, switched.updated) == (4, 4)
         assert lib.model_record().checksum == other.model.checksum

@@ -13,7 +13,8 @@ from safetensors.torch import save_file
 from core import modelfile
 from core.errors import ModelFileError, NoTrainedModelError
 from core.model import ModelConfig, build_model
-from core.modelfile import ModelInfo, PostProcess, builtin_model, load_model, load_model_file, save_model
+from core.modelfile import (ModelInfo, PostProcess, builtin_model, distinct_names, load_model, load_model_file,
+                            save_model)
 
 
 def small_model(tmp_path, variant="s", post=True):
@@ -252,3 +253,14 @@ def test_a_model_behind_a_folder_we_may_not_enter_is_one_clear_error(tmp_path, m
     monkeypatch.setattr(Path, "is_file", denied)
     with pytest.raises(ModelFileError, match="cannot be read \\(Permission denied\\)"):
         load_model_file(tmp_path / "private" / "model.safetensors")
+
+
+def test_distinct_names_only_add_checksums_where_the_names_are_equal():
+    assert distinct_names(("a", "1234"), ("b", "5678")) == ("'a'", "'b'")
+    old, new = distinct_names(("default", "47416b8d" + "0" * 56), ("default", "07017c61" + "1" * 56))
+    assert (old, new) == ("'default' (checksum 47416b8d)", "'default' (checksum 07017c61)")
+    # Checksums sharing a long prefix are shown until they differ (built-ins all start "builtin:").
+    old, new = distinct_names(("m", "abcdef0123456789" + "0" * 48), ("m", "abcdef0123456789" + "f" * 48))
+    assert (old, new) == ("'m' (checksum abcdef01234567890000)", "'m' (checksum abcdef0123456789ffff)")
+    assert distinct_names(("u", "builtin:untrained-s:seed0:v1"), ("u", "builtin:untrained-s:seed0:v2")) == (
+        "'u' (checksum builtin:untrained-s:seed0:v1)", "'u' (checksum builtin:untrained-s:seed0:v2)")
