@@ -169,7 +169,8 @@ class Engine(QObject):
         results(object, list): the request answered and its ``SearchResult`` list.
         search_failed(str): the newest search failed.
         library_changed(): roots or images changed.
-        model_mismatch(str): the library was indexed with another model than the one loaded.
+        model_mismatch(ModelMismatchError): the library was indexed with another model than the one loaded
+            (``updated`` when the two share a name: the model file changed, not the user's choice).
         status_read(object): a ``core.library.LibraryStatus``, answering :meth:`read_status`.
         failures_read(list): the unreadable files (``core.library.Failure``), right after each status.
         moodboards_read(list): the saved moodboards' names, after a read or any change to them.
@@ -194,7 +195,7 @@ class Engine(QObject):
     results = Signal(object, list)
     search_failed = Signal(str)
     library_changed = Signal()
-    model_mismatch = Signal(str)
+    model_mismatch = Signal(object)
     status_read = Signal(object)
     failures_read = Signal(list)
     moodboards_read = Signal(list)
@@ -383,7 +384,7 @@ class Engine(QObject):
             return
         if isinstance(exc, ModelMismatchError):
             if self.switching_to is None:  # mid-switch, the new model is on its way
-                self.model_mismatch.emit(message)
+                self.model_mismatch.emit(exc)
         elif isinstance(exc, LibraryDamagedError):  # the user must hear of it (and of `aladin repair`) now
             self.failed.emit(message)
 
@@ -491,7 +492,7 @@ class Engine(QObject):
     def _index_errored(self, exc: BaseException) -> None:
         self._end_switch_run()
         if isinstance(exc, ModelMismatchError):  # the window asks whether to re-embed everything
-            self.model_mismatch.emit(str(exc))
+            self.model_mismatch.emit(exc)
             self.index_failed.emit("")
         else:
             self.index_failed.emit(describe_error(exc))
@@ -546,7 +547,7 @@ class Engine(QObject):
                 return  # the library has just switched: the new model's arrival searches again
         message = describe_error(exc)
         if isinstance(exc, ModelMismatchError):  # opening the searcher found another model's vectors
-            self.model_mismatch.emit(message)
+            self.model_mismatch.emit(exc)
         if self._pending is None:
             self.search_failed.emit(message)
 

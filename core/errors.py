@@ -47,7 +47,15 @@ class LibraryReadOnlyError(LibraryError):
 
 
 class ModelMismatchError(LibraryError):
-    """The library was built with a different model than the one offered."""
+    """The library was built with a different model than the one offered.
+
+    ``updated``: both models carry one name, so the file changed under that name (a new version of the
+    bundled default, a replaced file) rather than the user choosing another model; the app says which.
+    """
+
+    def __init__(self, message: str, updated: bool = False) -> None:
+        super().__init__(message)
+        self.updated = updated
 
 
 class QueryError(AladinError):

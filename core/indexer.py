@@ -169,7 +169,7 @@ def _use_model(library: Library, writer: LibraryWriter, embedder: Embedder, swit
         raise ModelMismatchError(
             f"this library was indexed with model {old} ({record.which}); indexing with "
             f"{new} ({embedder.which}) would re-embed all {library.vector_count()} images. "
-            "Pass --switch-model to do that")
+            "Pass --switch-model to do that", updated=record.name == model.info.name)
     if switch_model and not summary.cancelled:
         yield IndexProgress(SWITCHED, 1, 1, current=model.info.name)
     return model_id

@@ -223,7 +223,8 @@ def _check_model(library: Library, embedder: Embedder) -> None:
         raise ModelMismatchError(
             f"the library was indexed with model {old} ({record.which}, {record.source}); "
             f"searching it with {new} ({embedder.which}) would compare "
-            "incompatible vectors. Search with the library's model, or re-index with --switch-model")
+            "incompatible vectors. Search with the library's model, or re-index with --switch-model",
+            updated=record.name == embedder.model.info.name)
 
 
 def _mean_direction(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -535,9 +535,9 @@ def test_indexing_process_errors_come_back_as_messages(tmp_path):
 def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tmp_path):
     w = searched
     other = tiny_model_file(tmp_path / "models", seed=11, name="other-s")
-    with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000):
+    with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000) as mismatch:
         w.models.apply_settings({"model": str(other), "device": "cpu", "thumb_size": 160})
-    assert "different model" in w.ui.banner.text.text()
+    assert "different model" in w.ui.banner.text.text() and not mismatch.args[0].updated
     rescan = w.ui.banner.buttons.itemAt(0).widget()
     assert rescan.text() == "Re-index With This Model"
     with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
@@ -548,6 +548,17 @@ def test_switching_model_asks_to_reindex_then_searches_again(qtbot, searched, tm
     with qtbot.waitSignal(w.engine.results, timeout=20000):
         w.search.schedule()
     assert len(w.results.results()) == 11
+
+
+def test_a_model_file_changed_under_its_name_is_called_an_update(qtbot, searched, tmp_path):
+    """What every user of the previous bundled default meets after an update: same name, new weights."""
+    w = searched
+    updated = tiny_model_file(tmp_path / "updated", seed=11)  # the fixture's name, other weights
+    with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000) as mismatch:
+        w.models.apply_settings({"model": str(updated), "device": "cpu", "thumb_size": 160})
+    assert mismatch.args[0].updated
+    assert "has changed since this library was indexed" in w.ui.banner.text.text()
+    assert w.ui.banner.buttons.itemAt(0).widget().text() == "Re-index With This Model"
 
 
 def test_the_styles_page_searches_and_fills_the_moodboard_and_scores_can_be_hidden(qtbot, window, art):

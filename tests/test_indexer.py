@@ -241,6 +241,7 @@ def test_other_model_needs_switch(tmp_path, embedder):
             run_index(lib, [], other)
         # Both are called 'tiny': the message tells them apart by their files' checksums.
         assert embedder.model.checksum[:8] in str(refused.value) and other.model.checksum[:8] in str(refused.value)
+        assert refused.value.updated  # one name, other weights: an updated file, not another model
         switched = run_index(lib, [], other, switch_model=True)
         assert (switched.embedded, switched.updated) == (4, 4)
         assert lib.model_record().checksum == other.model.checksum

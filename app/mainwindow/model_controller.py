@@ -27,6 +27,7 @@ from app.options import MODEL_BASELINE, MODEL_DEFAULT, Settings
 from app.teach.dialog import TeachDialog
 from app.teach.store import SavedModel, saved_models
 from app.workers import run_in_thread
+from core.errors import ModelMismatchError
 
 SETTINGS_KEYS = ("device", "model", "thumb_size")
 
@@ -223,10 +224,15 @@ class ModelController(QObject):
                                         [("Settings…", self.show_settings)])
         self.changed.emit()
 
-    def _mismatch(self, message: str) -> None:
-        self.ui.banner.show_message(
-            "This library was indexed with a different model than the one selected, so it cannot be "
-            "searched with it. Index it again with the selected model (every image is re-embedded), "
-            "or switch back to the library's model in Settings.", "warning",
+    def _mismatch(self, exc: ModelMismatchError) -> None:
+        if exc.updated:  # an update of the bundled default lands here with nothing chosen by the user
+            text = ("The selected model has changed since this library was indexed (a new version of the "
+                    "bundled default model, or its file was replaced), so the library's vectors no longer "
+                    "match it. Re-index to use the new version: every image is re-embedded in the background.")
+        else:
+            text = ("This library was indexed with a different model than the one selected, so it cannot be "
+                    "searched with it. Index it again with the selected model (every image is re-embedded), "
+                    "or switch back to the library's model in Settings.")
+        self.ui.banner.show_message(text, "warning",
             [("Re-index With This Model", lambda: self.engine.index(None, switch_model=True)),
              ("Settings…", self.show_settings)])
