@@ -9,6 +9,9 @@
 #
 # Usage, in the repository root of the GPU machine:
 #   bench/gpu_session.sh PACK.tar MINUTES OUT_DIR
+# That machine's Python has torch, numpy, Pillow, safetensors and tqdm but not platformdirs: carry it
+# (cp -r .venv/lib/python3.11/site-packages/platformdirs .gpu/site/, pure Python) and start the command
+# with PYTHONPATH=$PWD/.gpu/site. PACK and .gpu/site together travel in the call's carry (64 MB in all).
 # Runs are the RUNS lines below: name, then trainer flags (variant, size, lambda, lr).
 set -u
 PACK=$1 MINUTES=$2 OUT=$3
