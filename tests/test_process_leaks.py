@@ -150,23 +150,35 @@ for progress in index_in_process(library, [art], model, "cpu", lambda: False, {"
 
 @pytest.mark.slow
 def test_the_apps_indexing_process_and_its_decoders_die_with_the_app(tmp_path):
-    art, marker, log = _art(tmp_path / "art", 240), tmp_path / "mid-run", tmp_path / "app.log"
+    # The indexing child goes on while the app sleeps at the marker, and its decoders come and go with its
+    # decode passes: one reading of the tree at the marker once found none in CI. So the tree is read until
+    # they show, with 2,000 images to keep the child busy that long.
+    art, marker, log = _art(tmp_path / "art", 2000), tmp_path / "mid-run", tmp_path / "app.log"
     args = [str(tmp_path / "lib"), str(art), str(tiny_model_file(tmp_path)), str(marker)]
     with open(log, "wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", GUI_SCRIPT, *args], cwd=REPO, env=_env(), stdout=out,
                                 stderr=subprocess.STDOUT)
     tree: Tree = {}
+
+    def decoders_running() -> bool:
+        nonlocal tree
+        tree = _descendants(proc.pid)
+        return any("spawn_main" in cmd and ppid != proc.pid for ppid, cmd in tree.values())
+
+    seen = False
     try:
         _wait_until(marker.exists, proc, log)
-        tree = _descendants(proc.pid)
+        # Read the tree until the indexer's decoders show: they start and stop with its decode passes.
+        _wait_until(decoders_running, proc, log, timeout=30)
+        seen = True
     finally:
-        if not tree:
+        if not seen:
             proc.kill()
             proc.wait()
+            _kill(tree)
     indexer = [p for p, (ppid, cmd) in tree.items() if "spawn_main" in cmd and ppid == proc.pid]
-    decoders = [p for p, (ppid, cmd) in tree.items() if "spawn_main" in cmd and ppid != proc.pid]
-    assert len(indexer) == 1 and decoders, tree
     _kill_9_and_check(proc, tree)
+    assert len(indexer) == 1, tree
 
 
 ORPHAN_SCRIPT = """
