@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,6 +201,29 @@ def test_lambda_zero_never_runs_the_reconstruction_branch(synth, tmp_path, monke
     monkeypatch.setattr(trainer.net.decoder, "forward", forbidden)
     monkeypatch.setattr(trainer.net.content_encoder, "forward", forbidden)
     assert trainer.fit()["steps"] == 1
+
+
+def test_training_on_evaluation_only_art_is_warned_of(synth, tmp_path, caplog):
+    samples = read_manifest(synth)
+    first = samples[0].group
+    moved = []
+    for sample in samples:  # one style's images moved under a dingbat font's folder name
+        if sample.group == first:
+            target = tmp_path / "fonts" / "Line_Dings_BRK" / Path(sample.path).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(Path(sample.path).read_bytes())
+            sample = Sample(str(target), sample.group)
+        moved.append(sample)
+    flagged = write_manifest(tmp_path / "flagged.csv", moved)
+    argv = ["--groups-per-batch", "3", "--steps", "1", "--lambda-rec", "0", "--eval-every", "0", "--patience", "0",
+            "--val", "0", *TINY]
+    with caplog.at_level("WARNING"):
+        Trainer(parse_args(["train", "--data", str(flagged), "--out", str(tmp_path / "a"), *argv]))
+    assert "4 training images look reserved for evaluation" in caplog.text and "Line_Dings_BRK" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        Trainer(parse_args(["train", "--data", str(synth), "--out", str(tmp_path / "b"), *argv]))
+    assert "reserved" not in caplog.text
 
 
 def test_max_minutes_stops_with_a_validated_checkpoint(synth, tmp_path):

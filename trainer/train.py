@@ -42,6 +42,7 @@ from core.modelfile import LoadedModel
 from trainer import distributed
 from trainer.base import Base, SearchVector, load_base
 from trainer.checkpoint import load_checkpoint, save_checkpoint
+from trainer.corpora.reserved import reserved_reason
 from trainer.data import (AUGMENTS, PairDataset, PixelCache, cache_root, collate, decode_for_eval, load_size_for,
                           normalise)
 from trainer.errors import CheckpointError, DataError
@@ -288,6 +289,19 @@ class Trainer:
         val, test, seed = (d if v is None else v for v, d in zip(named, SPLIT_DEFAULTS))
         return plan_by_project(everything, val, test, seed)
 
+    @staticmethod
+    def _warn_of_reserved(train: list[Sample]) -> None:
+        """The project's models never train on evaluation-only art; a user's manifest may still hold some.
+
+        A warning, not a refusal: the guard is broad on purpose ("cards", "icons" in any folder name), and a
+        researcher's own data may trip it. Fine-tuning on a user's own groups is not checked.
+        """
+        reserved = [s.path for s in train if reserved_reason(s.path)]
+        if reserved:
+            log.warning("%d training images look reserved for evaluation (icon themes, icon fonts, card decks), "
+                        "e.g. %s; `python -m trainer.corpora select MANIFEST --out CLEAN.csv` drops them",
+                        len(reserved), reserved[0])
+
     def _build_data(self) -> None:
         a = self.args
         everything = read_manifest(a.data)
@@ -311,6 +325,8 @@ class Trainer:
             log.warning("%d training images cannot be decoded and are left out", len(self.cache.failed))
             train = [s for s in train if s.path not in self.cache.failed]
         self.train_samples = train
+        if self.base is None:
+            self._warn_of_reserved(train)
         groups = group_indices(train)
         self.sampler = GroupPairSampler(list(groups.values()), a.groups_per_batch, seed=a.seed,
                                         world_size=self.dist.world, rank=self.dist.rank, max_batches=a.steps,
