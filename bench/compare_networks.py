@@ -18,7 +18,6 @@ any weights, they are replaced here). Use::
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import replace
@@ -28,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.fusion_search import PROBE, embed_raw, figures  # noqa: E402
+from bench.fusion_search import PROBE, embed_raw, figures, write_report  # noqa: E402
 from core.colour import DEFAULT_BINS  # noqa: E402
 from core.embedder import Embedder, l2_normalise  # noqa: E402
 from core.modelfile import load_model  # noqa: E402
@@ -108,9 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {"weights": list(args.weights), "validation": str(args.validation), "sources": args.sources,
               "cue_size": args.cue_size, "colour_bins": list(args.colour_bins), "models": rows,
               "seconds": round(time.time() - started, 1)}
-    if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=1))
+    write_report(args.report, report)
     return 0
 
 

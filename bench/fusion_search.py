@@ -60,6 +60,12 @@ def figures(vectors: np.ndarray, groups: np.ndarray, sources: np.ndarray) -> dic
             "criterion": (mean["P@1"] + mean["mAP"]) / 2}
 
 
+def write_report(path: Path | None, report: dict) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1))
+
+
 def weighted(embedder: Embedder, network: float, pattern: float, texture_share: float) -> Embedder:
     rest = 1.0 - network - pattern
     info = replace(embedder.model.info, colour_weight=round(rest * (1 - texture_share), 6),
@@ -127,9 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{domain}: " + ", ".join(f"{k} P@1 {v['P@1']:.4f} mAP {v['mAP']:.4f}"
                                             for k, v in report["benchmark"][domain].items()))
     report["seconds"] = round(time.time() - started, 1)
-    if args.report is not None:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text(json.dumps(report, indent=1))
+    write_report(args.report, report)
     return 0
 
 
