@@ -2,12 +2,10 @@
 
 ``python -m trainer.corpora build --out data/corpus`` writes images grouped by
 style plus ``manifest.csv`` (path,group,source,content) for ``python -m trainer``.
-Freedesktop icon themes and playing-card decks are never used: they are
+Freedesktop icon themes, icon fonts and playing-card decks are never used: they are
 reserved for evaluation (:mod:`trainer.corpora.reserved`). The data card is
 resources/models/DATA.md.
+
+The package imports nothing itself: the trainer asks :mod:`trainer.corpora.reserved` about its
+rows, and that must not load the builder and every source adapter with it.
 """
-
-from trainer.corpora.build import BuildConfig, BuildResult, build, run_build
-from trainer.corpora.reserved import is_reserved, reserved_reason
-
-__all__ = ["BuildConfig", "BuildResult", "build", "run_build", "is_reserved", "reserved_reason"]
