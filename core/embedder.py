@@ -26,8 +26,9 @@ from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
-from core.modelfile import CUES, LoadedModel, ModelInfo, PostProcess
+from core.modelfile import CUES, LoadedModel, ModelInfo, PostProcess, vector_layout
 from core.texture import PATTERN_DIM, TEXTURE_DIM, pattern_histograms, texture_histograms, texture_vector
+from core.whitening import Whitening
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,18 @@ class Embedder:
         return self.model.post if self.which == "style" else None
 
     @property
+    def whitening(self) -> Whitening | None:
+        """The model's whitening, where this embedder makes the vectors it was fitted on.
+
+        None for the file's other embedding, or for a model whose fusion or input size was changed
+        after loading (``trainer eval --colour-weight``, ``bench/fusion_search.py``).
+        """
+        whitening = self.model.whitening
+        if whitening is None or self.which != self.model.info.embedding:
+            return None
+        return whitening if whitening.fitted_for == vector_layout(self.model.info) else None
+
+    @property
     def net_dim(self) -> int:
         return self.net.config.style_dim if self.which == "style" else PROJECTION_DIM
 
@@ -188,22 +201,27 @@ class Embedder:
         return self._network_s
 
     def finish(self, raw: np.ndarray, post: PostProcess | None = None) -> np.ndarray:
-        """Raw vectors to unit search vectors, with ``post`` overriding the model's own statistics."""
+        """Raw vectors to unit search vectors, with ``post`` overriding the model's own statistics.
+
+        The model's whitening, fitted on vectors made with its own statistics, applies only without
+        an override.
+        """
+        whitening = self.whitening if post is None else None
         post = post if post is not None else self.post
         raw = np.asarray(raw, dtype=np.float32)
         net = raw[:, : self.net_dim]
         net = l2_normalise(post.apply(net) if post is not None else net)
         cues = self.cues
-        if not cues:
-            return net
-        # Concatenating weighted unit vectors makes the cosine score the weighted sum of
-        # the parts' similarities, and keeps the fused vector unit length.
-        parts = [np.sqrt(1 - sum(cue.weight for cue in cues)) * net]
-        start = self.net_dim
-        for cue in cues:
-            parts.append(np.sqrt(cue.weight) * cue.unit(raw[:, start:start + cue.dim]))
-            start += cue.dim
-        return np.concatenate(parts, axis=1).astype(np.float32)
+        if cues:
+            # Concatenating weighted unit vectors makes the cosine score the weighted sum of
+            # the parts' similarities, and keeps the fused vector unit length.
+            parts = [np.sqrt(1 - sum(cue.weight for cue in cues)) * net]
+            start = self.net_dim
+            for cue in cues:
+                parts.append(np.sqrt(cue.weight) * cue.unit(raw[:, start:start + cue.dim]))
+                start += cue.dim
+            net = np.concatenate(parts, axis=1).astype(np.float32)
+        return whitening.apply(net) if whitening is not None else net
 
     def _finite_rows(self, raw: np.ndarray) -> np.ndarray:
         """Which rows are finite both raw (as the library stores them) and finished (as search compares them).

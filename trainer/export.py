@@ -9,6 +9,10 @@ The model file carries the weights, the search vector (f or h(f), the colour wei
 per-dimension standardisation of style codes), the training data card id, and the run's training-set
 record (:mod:`trainer.provenance`: its held-out split and hashed training projects, which ``eval`` checks).
 
+``--whiten POWER,SHRINK`` also fits a shrunk PCA whitening of the finished vectors (:mod:`core.whitening`)
+on the same training images (or ``--fit-on``'s; a model file needs ``--fit-on``), without any image the
+evaluation guard reserves: how the bundled model's whitening was made.
+
 The search vector is the run's (:class:`trainer.base.SearchVector`), and a fine-tune's run keeps its base
 model's: exporting a fine-tune of the bundled model gives h(f) fused with colour at 0.2 again, not plain
 f. ``--embedding``, ``--colour-weight`` and ``--no-standardise`` override it. Standardisation is fitted on
@@ -19,22 +23,28 @@ training data (not on a user's library) keeps the shipped model's behaviour fixe
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from core.embedder import Embedder
-from core.modelfile import LoadedModel, PostProcess, load_model_file, save_model
+from core.errors import ModelFileError
+from core.modelfile import BUILTINS, LoadedModel, ModelInfo, PostProcess, load_model_file, save_model, vector_layout
+from core.whitening import Whitening
 from core.model import Aladin
 from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
+from trainer.corpora.reserved import reserved_reason
 from trainer.data import decode_for_eval
 from trainer.errors import CheckpointError, DataError
 from trainer.evaluate import add_fusion_arguments, fusion_options, raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.provenance import NOTE, TrainingSet
 from trainer.splits import plan_by_project
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,6 +61,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
                    help="fit standardisation on these images (default: the run's training split)")
     p.add_argument("--fit-max", type=int, default=5000, help="at most this many images for the fit")
+    p.add_argument("--whiten", type=whiten_argument, default=None, metavar="POWER,SHRINK",
+                   help="also fit a whitening of the search vectors on those images, e.g. 0.5,0.8 (default: none; "
+                        "a model file's own is kept while its vectors stay the same)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=run)
@@ -77,15 +90,60 @@ def training_paths(state: dict, fit_on: Path | None) -> list[str]:
     return [s.path for s in held_out.apply(at_consensus(everything, config.get("consensus"))).train]
 
 
+def whiten_argument(text: str) -> tuple[float, float]:
+    """``POWER,SHRINK``, each from 0 to 1."""
+    try:
+        power, shrink = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected POWER,SHRINK such as 0.5,0.8, got {text!r}") from None
+    if not (0.0 <= power <= 1.0 and 0.0 <= shrink <= 1.0):
+        raise argparse.ArgumentTypeError(f"power and shrink must each lie in [0, 1], got {text!r}")
+    return power, shrink
+
+
+def fit_sample(paths: list[str], fit_max: int) -> list[str]:
+    """At most ``fit_max`` of ``paths``, evenly spread (a manifest lists its sources in turn)."""
+    if len(paths) > fit_max:
+        paths = [paths[i] for i in np.linspace(0, len(paths) - 1, fit_max).round().astype(int)]
+    return paths
+
+
+def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, float], fit_max: int,
+                  device: str, workers: int | None) -> Whitening:
+    """A whitening of ``model``'s finished vectors, fitted on ``paths`` less the images reserved for evaluation.
+
+    Raises:
+        DataError: no image is left to fit on.
+    """
+    allowed = [p for p in paths if not reserved_reason(p)]
+    pixels, _, errors = decode_for_eval(fit_sample(allowed, fit_max), model.info.decode_size, workers=workers)
+    if len(pixels) < 2:
+        raise DataError("too few readable images to fit a whitening on")
+    embedder = Embedder(replace(model, whitening=None), device=device)
+    power, shrink = settings
+    whitening = Whitening.fit(embedder.finish(raw_in_batches(embedder, pixels)), power, shrink,
+                              vector_layout(model.info))
+    model.info.notes["whitening"] = {
+        "power": power, "shrink": shrink, "images": len(pixels), "unreadable": len(errors),
+        "reserved_left_out": len(paths) - len(allowed)}
+    return whitening
+
+
 def refused(exc: ValueError) -> DataError:
     return DataError(f"search vector: {exc}")
 
 
-def reexport(source: Path, out: Path, name: str | None, fusion: dict) -> Path:
+def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: tuple[float, float] | None = None,
+             fit_on: Path | None = None, fit_max: int = 5000, device: str = "auto",
+             workers: int | None = None) -> Path:
     """Write a model file's network and statistics again with other fusion settings (``fusion``: ModelInfo fields).
 
+    Its whitening is kept while the vectors stay the same, fitted again on ``fit_on`` with ``whiten``,
+    and dropped otherwise (it would whiten vectors it was not fitted on).
+
     Raises:
-        ModelFileError: ``source`` is damaged. DataError: the settings are out of range.
+        ModelFileError: ``source`` is damaged. DataError: the settings are out of range, or ``whiten``
+            without ``fit_on``.
     """
     model = load_model_file(source)
     notes = {**model.info.notes, "reexported_from": f"{source.name} sha256 {model.checksum}"}
@@ -93,22 +151,33 @@ def reexport(source: Path, out: Path, name: str | None, fusion: dict) -> Path:
         info = replace(model.info, name=name or model.info.name, notes=notes, **fusion)
     except ValueError as exc:
         raise refused(exc) from exc
-    return save_model(out, model.net, info, model.post)
+    model = replace(model, info=info)
+    whitening = model.whitening
+    if whiten is not None:
+        if fit_on is None:
+            raise DataError("a model file does not say where its training images are: --whiten needs --fit-on MANIFEST")
+        whitening = fit_whitening(model, [s.path for s in read_manifest(fit_on)], whiten, fit_max, device, workers)
+    elif whitening is not None and whitening.fitted_for != vector_layout(info):
+        info.notes.pop("whitening", None)
+        whitening = None
+    return save_model(out, model.net, info, model.post, whitening)
 
 
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
            standardise: bool | None = None, fit_on: Path | None = None, fit_max: int = 5000,
-           device: str = "auto", workers: int | None = None, fusion: dict | None = None) -> Path:
+           device: str = "auto", workers: int | None = None, fusion: dict | None = None,
+           whiten: tuple[float, float] | None = None) -> Path:
     """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector.
 
     ``fusion`` sets ModelInfo's descriptor fields (see :func:`trainer.evaluate.fusion_options`).
     """
     fusion = fusion or {}
     if checkpoint.suffix == ".safetensors":
-        if embedding is not None or standardise is not None or fit_on is not None:
+        if embedding is not None or standardise is not None or (fit_on is not None and whiten is None):
             raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight, --pattern-weight, --cue-size and --colour-bins apply to it")
-        return reexport(checkpoint, out, name, fusion)
+                            "--texture-weight, --pattern-weight, --cue-size, --colour-bins and --whiten (with "
+                            "--fit-on) apply to it")
+        return reexport(checkpoint, out, name, fusion, whiten, fit_on, fit_max, device, workers)
     state = load_checkpoint(checkpoint)
     config = state["config"]
     net = net_from_checkpoint(state)
@@ -133,20 +202,44 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
                              notes=notes, search_only=not config.get("lambda_rec"))
     post = None
     if search.standardise and search.embedding == "style":
-        paths = training_paths(state, fit_on)
-        if len(paths) > fit_max:
-            paths = [paths[i] for i in np.linspace(0, len(paths) - 1, fit_max).round().astype(int)]
+        paths = fit_sample(training_paths(state, fit_on), fit_max)
         pixels, _, errors = decode_for_eval(paths, info.decode_size, workers=workers)
         embedder = Embedder(LoadedModel(net, info, None, str(checkpoint), ""), device=device, which="style")
         post = PostProcess.fit(raw_in_batches(embedder, pixels)[:, :embedder.net_dim])
         info.notes["standardisation"] = f"fitted on {len(pixels)} training images ({len(errors)} unreadable)"
     else:
         info.notes["standardisation"] = "none"
-    return save_model(out, net.cpu(), info, post)
+    whitening = None
+    if whiten is not None:
+        model = LoadedModel(net, info, post, str(checkpoint), "")
+        whitening = fit_whitening(model, training_paths(state, fit_on), whiten, fit_max, device, workers)
+    elif config.get("finetune"):
+        whitening = base_whitening(config.get("source"), info)
+    return save_model(out, net.cpu(), info, post, whitening)
+
+
+def base_whitening(source: str | None, info: ModelInfo) -> Whitening | None:
+    """A fine-tune's base model's whitening, where the fine-tune makes vectors of the same layout.
+
+    The base's training images are not at hand where a user teaches styles, and fine-tuning moves only
+    the network's part of the vector (2.5 % of the bundled model's score), so the base's whitening is
+    kept rather than lost (bench/teach_gain.py measures the result).
+    """
+    if not source or source in BUILTINS:
+        return None
+    try:
+        base = load_model_file(source)
+    except ModelFileError as exc:
+        log.warning("the base model's whitening is not kept: %s", exc)
+        return None
+    if base.whitening is None or base.whitening.fitted_for != vector_layout(info):
+        return None
+    info.notes["whitening"] = {**base.info.notes.get("whitening", {}), "kept_from": Path(source).name}
+    return base.whitening
 
 
 def run(args: argparse.Namespace) -> int:
     path = export(args.checkpoint, args.out, args.name, args.embedding, args.standardise, args.fit_on,
-                  args.fit_max, args.device, args.workers, fusion_options(args))
+                  args.fit_max, args.device, args.workers, fusion_options(args), args.whiten)
     print(f"wrote {path}")
     return 0
