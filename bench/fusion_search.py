@@ -12,6 +12,11 @@ mAP (trainer.metrics.mean_over), the figures the issue's "Done when" asks about.
 benchmark (icons, cards) is never looked at while choosing; ``--benchmark DIR`` scores only the
 chosen weighting on it afterwards, beside the descriptors alone for reference.
 
+With ``--whiten P,S [P,S ...] --fit-on MANIFEST`` every weighting is also scored whitened
+(:mod:`core.whitening`): for each setting a whitening is fitted on that weighting's vectors of the
+fit images (training images, never validation ones; reserved images left out), as ``trainer export
+--whiten`` fits it, and the whitening settings (none among them) become one more axis of the grid.
+
 Use::
 
     .venv/bin/python bench/fusion_search.py --report runs/fusion-search.json --benchmark data/ood
@@ -33,8 +38,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.colour import DEFAULT_BINS  # noqa: E402
 from core.embedder import Embedder, fused_cues, l2_normalise  # noqa: E402
-from core.modelfile import load_model  # noqa: E402
+from core.modelfile import load_model, vector_layout  # noqa: E402
+from core.whitening import Whitening  # noqa: E402
 from trainer.evaluate import colour_bins_argument, embed_manifest  # noqa: E402
+from trainer.export import whiten_argument, whitening_paths  # noqa: E402
 from trainer.manifest import read_manifest  # noqa: E402
 from trainer.metrics import by_source, mean_over, score_queries, summarise  # noqa: E402
 
@@ -44,8 +51,13 @@ TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the network and patterns leave
 PROBE = 0.1  # any weights above zero make raw_from_pixels compute every part
 
 
-def embed_raw(embedder: Embedder, manifest: Path, workers: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def embed_raw(embedder: Embedder, manifest: Path, workers: int | None,
+              paths: list[str] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Raw vectors of ``manifest``'s images (or only of ``paths`` among them), with their groups and sources."""
     samples = read_manifest(manifest)
+    if paths is not None:
+        wanted = set(paths)
+        samples = [s for s in samples if s.path in wanted]
     raw, kept, errors = embed_manifest([s.path for s in samples], embedder.size, embedder, workers)
     if errors:
         print(f"{len(errors)} unreadable images left out of {manifest}", file=sys.stderr)
@@ -73,6 +85,18 @@ def weighted(embedder: Embedder, network: float, pattern: float, texture_share: 
     return Embedder(replace(embedder.model, info=info), device=str(embedder.device))
 
 
+def finisher(embedder: Embedder, fit_raw: np.ndarray | None, whiten: tuple[float, float] | None):
+    """``embedder.finish``, followed by a whitening fitted on ``fit_raw``'s vectors when ``whiten`` is set."""
+    if whiten is None:
+        return embedder.finish
+    whitening = Whitening.fit(embedder.finish(fit_raw), *whiten, vector_layout(embedder.model.info))
+    return lambda raw: whitening.apply(embedder.finish(raw))
+
+
+def floats(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
+
+
 def descriptors_only(chosen: Embedder, raw: np.ndarray) -> np.ndarray:
     """The chosen descriptors in their chosen proportions without the network, for reference (a model file
     always keeps some network). ``raw`` holds every descriptor's part, as the probe embedder made it."""
@@ -94,9 +118,20 @@ def main(argv: list[str] | None = None) -> int:
                    help="bins per HSV channel of the colour histogram (default 12,4,4)")
     p.add_argument("--benchmark", type=Path, default=None, metavar="DIR",
                    help="after choosing, score the choice on DIR/icons and DIR/cards (bench/ood_benchmark.py)")
+    p.add_argument("--network-weights", type=floats, default=NETWORK_WEIGHTS, metavar="W,W")
+    p.add_argument("--pattern-weights", type=floats, default=PATTERN_WEIGHTS, metavar="W,W")
+    p.add_argument("--texture-shares", type=floats, default=TEXTURE_SHARES, metavar="S,S",
+                   help="texture's share of what the network and patterns leave to colour and texture")
+    p.add_argument("--whiten", type=whiten_argument, nargs="+", default=None, metavar="POWER,SHRINK",
+                   help="also score each weighting whitened with these settings (needs --fit-on)")
+    p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
+                   help="training images the whitenings are fitted on")
+    p.add_argument("--fit-max", type=int, default=20000)
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--report", type=Path, default=None, metavar="OUT.json")
     args = p.parse_args(argv)
+    if (args.whiten is None) != (args.fit_on is None):
+        p.error("--whiten and --fit-on go together")
     started = time.time()
     model = load_model(args.model)
     probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE, cue_size=args.cue_size,
@@ -105,30 +140,38 @@ def main(argv: list[str] | None = None) -> int:
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
     print(f"validation: {len(groups)} images, {len(set(groups))} groups, {len(set(sources))} sources "
           f"({time.time() - started:.0f} s to embed)")
+    fit_raw = None
+    if args.fit_on is not None:
+        fit_paths = whitening_paths([s.path for s in read_manifest(args.fit_on)], args.fit_max)
+        fit_raw = embed_raw(embedder, args.fit_on, args.workers, fit_paths)[0]
+        print(f"whitening fit: {len(fit_raw)} images of {args.fit_on}")
     rows = []
-    for network, pattern, share in itertools.product(NETWORK_WEIGHTS, PATTERN_WEIGHTS, TEXTURE_SHARES):
-        row = {"network": network, "pattern": pattern, "texture_share": share,
-               **figures(weighted(embedder, network, pattern, share).finish(raw), groups, sources)}
+    for network, pattern, share, whiten in itertools.product(args.network_weights, args.pattern_weights,
+                                                             args.texture_shares, [None, *(args.whiten or [])]):
+        finish = finisher(weighted(embedder, network, pattern, share), fit_raw, whiten)
+        row = {"network": network, "pattern": pattern, "texture_share": share, "whiten": whiten,
+               **figures(finish(raw), groups, sources)}
         rows.append(row)
-        print(f"network {network:.3f} pattern {pattern:.1f} texture share {share:.2f}: source P@1 {row['source_P@1']:.4f} "
-              f"mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
+        print(f"network {network:.3f} pattern {pattern:.2f} texture share {share:.2f} whiten {whiten}: source P@1 "
+              f"{row['source_P@1']:.4f} mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
               f"criterion {row['criterion']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["criterion"])
     chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"])
+    chosen_finish = finisher(chosen, fit_raw, best["whiten"])
     reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}
     report = {"model": model.source, "validation": str(args.validation), "cue_size": args.cue_size,
-              "colour_bins": list(args.colour_bins), "grid": rows,
+              "colour_bins": list(args.colour_bins), "fit_on": args.fit_on and str(args.fit_on), "grid": rows,
               "chosen": {**best, **{f"{cue.name}_weight": cue.weight for cue in chosen.cues}},
               "reference": reference}
     print(f"chosen: network {best['network']}, " + ", ".join(f"{cue.name} {cue.weight}" for cue in chosen.cues)
-          + f"; criterion {best['criterion']:.4f}")
+          + f", whiten {best['whiten']}; criterion {best['criterion']:.4f}")
     if args.benchmark is not None:
         report["benchmark"] = {}
         for domain in ("icons", "cards"):
             raw_b, groups_b, sources_b = embed_raw(embedder, args.benchmark / domain / "manifest.csv", args.workers)
             report["benchmark"][domain] = {
-                "chosen": figures(chosen.finish(raw_b), groups_b, sources_b),
+                "chosen": figures(chosen_finish(raw_b), groups_b, sources_b),
                 "descriptors only": figures(descriptors_only(chosen, raw_b), groups_b, sources_b)}
             print(f"{domain}: " + ", ".join(f"{k} P@1 {v['P@1']:.4f} mAP {v['mAP']:.4f}"
                                             for k, v in report["benchmark"][domain].items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -152,3 +153,16 @@ def test_export_fits_a_whitening_without_reserved_images_and_drops_it_when_the_v
     with pytest.raises(SystemExit):
         main(["export", str(tiny_model), str(tmp_path / "y.safetensors"), "--whiten", "2,0.5"])
     assert "must each lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_eval_reports_whether_the_model_file_whitened_the_vectors(tiny_model, line_styles, tmp_path):  # noqa: F811
+    white = tmp_path / "white.safetensors"
+    assert main(["export", str(tiny_model), str(white), "--whiten", "0.5,0.8", "--fit-on", str(line_styles),
+                 "--workers", "0"]) == 0
+    common = ["eval", "--data", str(line_styles), "--split", "all", "--model", str(white), "--workers", "0"]
+    assert main(common + ["--report", str(tmp_path / "white.json")]) == 0
+    assert main(common + ["--colour-weight", "0.3", "--report", str(tmp_path / "reweighted.json")]) == 0
+    white_report, reweighted = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("white", "reweighted"))
+    assert white_report["model"]["whitening"] and white_report["standardisation"].endswith("whitened by the model file")
+    assert not reweighted["model"]["whitening"] and "whitened" not in reweighted["standardisation"]
+    assert white_report["metrics"] != reweighted["metrics"]

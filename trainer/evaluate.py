@@ -62,8 +62,9 @@ def finish(embedder: Embedder, raw: np.ndarray, standardise: str) -> tuple[np.nd
     little about the network. Only the network part of a raw vector is
     standardised; a fused colour part is left to ``finish``.
     """
+    whitened = "; whitened by the model file" if embedder.whitening is not None else ""
     if embedder.which != "style":
-        return embedder.finish(raw), "none (projection vectors are unit vectors already)"
+        return embedder.finish(raw), "none (projection vectors are unit vectors already)" + whitened
     net = np.asarray(raw[:, :embedder.net_dim], np.float64)
     if standardise == "off":
         identity = PostProcess(mean=np.zeros(net.shape[1], np.float32), scale=np.ones(net.shape[1], np.float32))
@@ -72,7 +73,7 @@ def finish(embedder: Embedder, raw: np.ndarray, standardise: str) -> tuple[np.nd
         return embedder.finish(raw, PostProcess.fit(net)), "fitted on the evaluation set's codes"
     if embedder.post is None:
         raise DataError("the model file has no standardisation statistics; use --standardise fit or off")
-    return embedder.finish(raw), "from the model file"
+    return embedder.finish(raw), "from the model file" + whitened
 
 
 def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, workers: int | None,
@@ -132,7 +133,7 @@ def describe(embedder: Embedder) -> dict:
             "architecture": info.config.variant, "trained": info.trained, "training_data": info.training_data,
             "vector": embedder.which, "input_size": embedder.net_size, "decode_size": embedder.size,
             **{f"{name}_weight": float(getattr(info, f"{name}_weight")) for name in CUES},
-            "colour_bins": list(info.colour_bins)}
+            "colour_bins": list(info.colour_bins), "whitening": embedder.whitening is not None}
 
 
 def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:

@@ -108,6 +108,11 @@ def fit_sample(paths: list[str], fit_max: int) -> list[str]:
     return paths
 
 
+def whitening_paths(paths: list[str], fit_max: int) -> list[str]:
+    """The images a whitening is fitted on: ``paths`` less those reserved for evaluation, at most ``fit_max``."""
+    return fit_sample([p for p in paths if not reserved_reason(p)], fit_max)
+
+
 def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, float], fit_max: int,
                   device: str, workers: int | None) -> Whitening:
     """A whitening of ``model``'s finished vectors, fitted on ``paths`` less the images reserved for evaluation.
@@ -115,8 +120,7 @@ def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, f
     Raises:
         DataError: no image is left to fit on.
     """
-    allowed = [p for p in paths if not reserved_reason(p)]
-    pixels, _, errors = decode_for_eval(fit_sample(allowed, fit_max), model.info.decode_size, workers=workers)
+    pixels, _, errors = decode_for_eval(whitening_paths(paths, fit_max), model.info.decode_size, workers=workers)
     if len(pixels) < 2:
         raise DataError("too few readable images to fit a whitening on")
     embedder = Embedder(replace(model, whitening=None), device=device)
@@ -125,7 +129,7 @@ def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, f
                               vector_layout(model.info))
     model.info.notes["whitening"] = {
         "power": power, "shrink": shrink, "images": len(pixels), "unreadable": len(errors),
-        "reserved_left_out": len(paths) - len(allowed)}
+        "reserved_left_out": sum(1 for p in paths if reserved_reason(p))}
     return whitening
 
 
