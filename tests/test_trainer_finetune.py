@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from core.model import ModelConfig, build_model
+from core.model import PROJECTION_DIM, ModelConfig, build_model
 from core.modelfile import DEFAULT_MODEL, load_model_file
 from trainer.cli import main, parse_args
 from trainer.data import augment
@@ -66,6 +66,14 @@ def test_finetune_of_the_bundled_model_exports_its_search_vector(synth, tmp_path
     for field in ("embedding", "colour_weight", "colour_bins", "texture_weight", "cue_size", "search_only"):
         assert getattr(tuned.info, field) == getattr(base.info, field), field
     assert (tuned.post is None) == (base.post is None)
+    assert base.whitening is not None, "the bundled model whitens its vectors"
+    assert np.array_equal(tuned.whitening.matrix, base.whitening.matrix), "a fine-tune keeps its base's whitening"
+    assert tuned.info.notes["whitening"]["kept_from"] == DEFAULT_MODEL.name
+    assert tuned.info.notes["whitening"]["recentred_on"] > 0
+    # Re-centred where the fine-tune moved the network's part; the descriptors' part is the base's.
+    net = PROJECTION_DIM
+    assert np.allclose(tuned.whitening.mean[net:], base.whitening.mean[net:], atol=1e-6)
+    assert not np.allclose(tuned.whitening.mean[:net], base.whitening.mean[:net], atol=1e-7)
     assert tuned.info.config == base.info.config
     assert tuned.info.notes["finetuned_from"] == str(DEFAULT_MODEL)
     assert tuned.info.notes["training_set"]["unrecorded_base"] == base.info.name
@@ -73,6 +81,7 @@ def test_finetune_of_the_bundled_model_exports_its_search_vector(synth, tmp_path
                  "style", "--colour-weight", "0", "--workers", "0"]) == 0
     plain = load_model_file(tmp_path / "f.safetensors")
     assert (plain.info.embedding, plain.info.colour_weight) == ("style", 0.0) and plain.post is not None
+    assert plain.whitening is None, "other vectors than the base's whitening was fitted on"
 
 
 def test_finetune_from_a_search_only_file_is_reproducible_by_seed(synth, tmp_path):

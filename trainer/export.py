@@ -218,16 +218,21 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
         model = LoadedModel(net, info, post, str(checkpoint), "")
         whitening = fit_whitening(model, training_paths(state, fit_on), whiten, fit_max, device, workers)
     elif config.get("finetune"):
-        whitening = base_whitening(config.get("source"), info)
+        tuned = LoadedModel(net, info, post, str(checkpoint), "")
+        whitening = base_whitening(config.get("source"), tuned, training_paths(state, fit_on), fit_max, device,
+                                   workers)
     return save_model(out, net.cpu(), info, post, whitening)
 
 
-def base_whitening(source: str | None, info: ModelInfo) -> Whitening | None:
-    """A fine-tune's base model's whitening, where the fine-tune makes vectors of the same layout.
+def base_whitening(source: str | None, tuned: LoadedModel, paths: list[str], fit_max: int, device: str,
+                   workers: int | None) -> Whitening | None:
+    """A fine-tune's base model's whitening, re-centred where the fine-tune moved the network's part.
 
-    The base's training images are not at hand where a user teaches styles, and fine-tuning moves only
-    the network's part of the vector (2.5 % of the bundled model's score), so the base's whitening is
-    kept rather than lost (bench/teach_gain.py measures the result).
+    The base's training images are not at hand where a user teaches styles, and fine-tuning changes only
+    the network's part of the vector. Whitening scales that part up (it varies little beside the
+    histograms), so the shift of its mean alone moved every vector alike and cost the other styles 4-5
+    points P@1 (bench/teach_gain.py); the fine-tune's training images measure the shift, base and
+    fine-tune both embedding them, and the centre moves by it.
     """
     if not source or source in BUILTINS:
         return None
@@ -236,10 +241,17 @@ def base_whitening(source: str | None, info: ModelInfo) -> Whitening | None:
     except ModelFileError as exc:
         log.warning("the base model's whitening is not kept: %s", exc)
         return None
-    if base.whitening is None or base.whitening.fitted_for != vector_layout(info):
+    if base.whitening is None or base.whitening.fitted_for != vector_layout(tuned.info):
         return None
-    info.notes["whitening"] = {**base.info.notes.get("whitening", {}), "kept_from": Path(source).name}
-    return base.whitening
+    pixels, _, _ = decode_for_eval(whitening_paths(paths, fit_max), tuned.info.decode_size, workers=workers)
+    shift = np.zeros(base.whitening.dim, np.float32)
+    if len(pixels):
+        before, after = (Embedder(replace(model, whitening=None), device=device) for model in (base, tuned))
+        shift = (after.finish(raw_in_batches(after, pixels)).mean(0)
+                 - before.finish(raw_in_batches(before, pixels)).mean(0)).astype(np.float32)
+    tuned.info.notes["whitening"] = {**base.info.notes.get("whitening", {}), "kept_from": Path(source).name,
+                                     "recentred_on": len(pixels)}
+    return replace(base.whitening, mean=base.whitening.mean + shift)
 
 
 def run(args: argparse.Namespace) -> int:
