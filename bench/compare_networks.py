@@ -8,7 +8,9 @@ Each model is embedded once per set through the app's path (``Embedder.raw_from_
 size, as ``bench/fusion_search.py`` does), then finished with its network alone and fused.
 
 Export each checkpoint first (``python -m trainer export CKPT OUT.safetensors --embedding projection``;
-any weights, they are replaced here). Use::
+any weights, they are replaced here). Vectors are compared unwhitened: a model file's whitening fits only
+its own weights, so it never applies here; ``bench/fusion_search.py --whiten`` scores the winner whitened.
+Use::
 
     .venv/bin/python bench/compare_networks.py A.safetensors B.safetensors --weights 0.025,0.055,0.22,0.7 \\
         --sources 0ad,naev,endless-sky,teeworlds,warzone2100,blobwars,lincity-ng,neverball,crawl \\
