@@ -26,8 +26,8 @@ from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
-from core.modelfile import CUES, LoadedModel, ModelInfo, PostProcess, vector_layout
-from core.texture import PATTERN_DIM, TEXTURE_DIM, pattern_histograms, texture_histograms, texture_vector
+from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, vector_layout
+from core.texture import pattern_histograms, texture_histograms, texture_vector
 from core.whitening import Whitening
 
 log = logging.getLogger(__name__)
@@ -67,11 +67,11 @@ class Cue:
 def fused_cues(info: ModelInfo) -> list[Cue]:
     """The descriptors ``info`` fuses (weight above zero), in the order of their parts in a vector."""
     bins = info.colour_bins
-    kinds = {"colour": (int(np.prod(bins)), lambda pixels: colour_histogram(pixels, bins), hellinger),
-             "texture": (TEXTURE_DIM, texture_histograms, texture_vector),
-             "pattern": (PATTERN_DIM, pattern_histograms, hellinger)}
-    weights = {name: float(getattr(info, f"{name}_weight")) for name in CUES}
-    return [Cue(name, weights[name], *kinds[name]) for name in CUES if weights[name] > 0]
+    kinds = {"colour": (lambda pixels: colour_histogram(pixels, bins), hellinger),
+             "texture": (texture_histograms, texture_vector),
+             "pattern": (pattern_histograms, hellinger)}
+    return [Cue(name, float(getattr(info, f"{name}_weight")), dim, *kinds[name])
+            for name, dim in cue_dims(info).items()]
 
 
 # Chunks in the network at once on the CPU (see Embedder.embed_chunks).

@@ -267,11 +267,16 @@ def vector_layout(info: ModelInfo) -> tuple:
             *(float(getattr(info, f"{name}_weight")) for name in CUES))
 
 
+def cue_dims(info: ModelInfo) -> dict[str, int]:
+    """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
+    dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM}
+    return {name: dims[name] for name in CUES if getattr(info, f"{name}_weight") > 0}
+
+
 def vector_dim(info: ModelInfo) -> int:
     """Length of the finished search vector of ``info``'s own embedding: the network part and its cues."""
     net = info.config.style_dim if info.embedding == "style" else PROJECTION_DIM
-    cues = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM}
-    return net + sum(dim for name, dim in cues.items() if getattr(info, f"{name}_weight") > 0)
+    return net + sum(cue_dims(info).values())
 
 
 def _read_whitening(tensors: dict[str, torch.Tensor], info: ModelInfo, path: Path) -> Whitening | None:
