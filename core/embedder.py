@@ -26,7 +26,7 @@ from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
-from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, vector_layout
+from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, makes_raw_vectors_of, vector_layout
 from core.texture import pattern_histograms, texture_histograms, texture_vector
 from core.whitening import Whitening
 
@@ -151,6 +151,11 @@ class Embedder:
         if whitening is None or self.which != self.model.info.embedding:
             return None
         return whitening if whitening.fitted_for == vector_layout(self.model.info) else None
+
+    def makes_vectors_of(self, checksum: str, which: str) -> bool:
+        """Whether the raw vectors that the model file with ``checksum`` made as ``which`` vectors are this
+        embedder's too, so a library of them can switch to it without re-embedding."""
+        return which == self.which and makes_raw_vectors_of(self.model, checksum)
 
     @property
     def net_dim(self) -> int:

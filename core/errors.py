@@ -51,11 +51,14 @@ class ModelMismatchError(LibraryError):
 
     ``updated``: both models carry one name, so the file changed under that name (a new version of the
     bundled default, a replaced file) rather than the user choosing another model; the app says which.
+    ``keeps_vectors``: the offered model makes the library's stored raw vectors too (it only re-weights or
+    whitens them), so switching to it re-embeds nothing.
     """
 
-    def __init__(self, message: str, updated: bool = False) -> None:
+    def __init__(self, message: str, updated: bool = False, keeps_vectors: bool = False) -> None:
         super().__init__(message)
         self.updated = updated
+        self.keeps_vectors = keeps_vectors
 
 
 class QueryError(AladinError):

@@ -166,10 +166,13 @@ def _use_model(library: Library, writer: LibraryWriter, embedder: Embedder, swit
         model_id = yield from _switch(library, writer, embedder, summary, cancel, batch_size, workers)
     else:
         old, new = distinct_names((record.name, record.checksum), (model.info.name, model.checksum))
+        keeps = embedder.makes_vectors_of(record.checksum, record.which)
+        change = (f"would switch it, keeping its {library.vector_count()} stored vectors (the new model only "
+                  "re-weights them)" if keeps else f"would re-embed all {library.vector_count()} images")
         raise ModelMismatchError(
             f"this library was indexed with model {old} ({record.which}); indexing with "
-            f"{new} ({embedder.which}) would re-embed all {library.vector_count()} images. "
-            "Pass --switch-model to do that", updated=record.name == model.info.name)
+            f"{new} ({embedder.which}) {change}. Pass --switch-model to do that",
+            updated=record.name == model.info.name, keeps_vectors=keeps)
     if switch_model and not summary.cancelled:
         yield IndexProgress(SWITCHED, 1, 1, current=model.info.name)
     return model_id
@@ -180,19 +183,28 @@ def _switch(library: Library, writer: LibraryWriter, embedder: Embedder, summary
     """Re-embed the library with the embedder's model beside the current vectors, then switch to it.
 
     Every readable image under a folder that is there is embedded into the staged vectors,
-    batch by batch; the switch commits only when all are. Until then search uses the current
+    batch by batch; the switch commits only when all are. A model that makes the library's raw
+    vectors (:func:`core.modelfile.makes_raw_vectors_of`) stages the current ones instead. Until then search uses the current
     model; cancelled or killed, the library stays on it and the next switch to this model
     embeds only what is left.
 
     Returns:
         The new model's id (the pending one when cancelled; then nothing else may be indexed with it).
     """
+    record = library.model_record()
     model_id = writer.begin_switch(**_model_fields(embedder))
+    if embedder.makes_vectors_of(record.checksum, record.which):
+        # Only the fusion weights or the whitening differ (an updated bundled model, a re-export): the
+        # stored raw vectors are the new model's too, and the index is rebuilt from them.
+        reused = writer.stage_current_vectors(model_id)
+        log.warning("switching the library to model %s: its raw vectors are the current ones (%d kept, "
+                    "none re-embedded)", embedder.model.info.name, reused)
     work = writer.unstaged_images([r.id for r in library.roots() if Path(r.path).is_dir()])
     pending = library.pending_switch()
     staged = pending.staged if pending is not None else 0
-    log.warning("switching the library to model %s: re-embedding %d images (%d done before)",
-                embedder.model.info.name, len(work), staged)
+    if work or not staged:
+        log.warning("switching the library to model %s: re-embedding %d images (%d done before)",
+                    embedder.model.info.name, len(work), staged)
     total, done, t0 = staged + len(work), 0, time.monotonic()
     yield IndexProgress(REEMBED, staged, total)
     chunks = _chunks(embedder, [path for _, path in work], summary, cancel, batch_size, workers) if work else []

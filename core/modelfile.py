@@ -267,6 +267,23 @@ def vector_layout(info: ModelInfo) -> tuple:
             *(float(getattr(info, f"{name}_weight")) for name in CUES))
 
 
+def raw_layout(info: ModelInfo) -> tuple:
+    """What a raw vector (what a library stores) holds beyond the network's weights: the fusion weights and a
+    whitening only change how raw vectors are finished, these change the vectors themselves."""
+    return (info.embedding, info.config.input_size, info.cue_size, tuple(info.colour_bins), tuple(cue_dims(info)))
+
+
+# A re-exported model file lists here the checksums of the files whose raw vectors it makes too (same
+# network and statistics, same raw_layout), so a library indexed with one of them switches to it without
+# re-embedding a single image (core.indexer).
+SAME_RAW_NOTE = "same_raw_vectors_as"
+
+
+def makes_raw_vectors_of(model: LoadedModel, checksum: str) -> bool:
+    """Whether ``model``'s raw vectors are those of the model file with ``checksum`` (equal files included)."""
+    return checksum == model.checksum or checksum in model.info.notes.get(SAME_RAW_NOTE, ())
+
+
 def cue_dims(info: ModelInfo) -> dict[str, int]:
     """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
     dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM}

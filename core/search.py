@@ -220,11 +220,13 @@ def _check_model(library: Library, embedder: Embedder) -> None:
     if record.checksum != embedder.model.checksum or record.which != embedder.which:
         old, new = distinct_names((record.name, record.checksum),
                                   (embedder.model.info.name, embedder.model.checksum))
+        keeps = embedder.makes_vectors_of(record.checksum, record.which)
         raise ModelMismatchError(
             f"the library was indexed with model {old} ({record.which}, {record.source}); "
             f"searching it with {new} ({embedder.which}) would compare "
-            "incompatible vectors. Search with the library's model, or re-index with --switch-model",
-            updated=record.name == embedder.model.info.name)
+            "incompatible vectors. Search with the library's model, or re-index with --switch-model"
+            + (" (which keeps the stored vectors: the new model only re-weights them)" if keeps else ""),
+            updated=record.name == embedder.model.info.name, keeps_vectors=keeps)
 
 
 def _mean_direction(vectors: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -108,6 +108,19 @@ class LibraryWriter:
             _insert(s, StagedVectorRow, [dict(image_id=i, model_id=model_id, data=_blob(v))
                                          for i, v in vectors.items()])
 
+    def stage_current_vectors(self, model_id: int) -> int:
+        """Stage the current vectors as the pending model's, for a model that makes the same raw vectors.
+
+        Returns:
+            How many were staged (images the pending model had staged already keep theirs).
+        """
+        with self._session.begin() as s:
+            staged = select(StagedVectorRow.image_id)
+            return s.execute(insert(StagedVectorRow).from_select(
+                ["image_id", "model_id", "data"],
+                select(VectorRow.image_id, literal(model_id), VectorRow.data)
+                .where(VectorRow.image_id.not_in(staged)))).rowcount
+
     def finish_switch(self, model_id: int) -> None:
         """Make the pending model the library's, in one transaction: its staged vectors replace the
         current ones, the previous model's record goes, and the generation moves on (so every cache

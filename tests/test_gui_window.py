@@ -556,9 +556,30 @@ def test_a_model_file_changed_under_its_name_is_called_an_update(qtbot, searched
     updated = tiny_model_file(tmp_path / "updated", seed=11)  # the fixture's name, other weights
     with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000) as mismatch:
         w.models.apply_settings({"model": str(updated), "device": "cpu", "thumb_size": 160})
-    assert mismatch.args[0].updated
+    assert mismatch.args[0].updated and not mismatch.args[0].keeps_vectors
     assert "has changed since this library was indexed" in w.ui.banner.text.text()
+    assert "every image is re-embedded" in w.ui.banner.text.text()
     assert w.ui.banner.buttons.itemAt(0).widget().text() == "Re-index With This Model"
+
+
+def test_an_update_that_keeps_the_stored_vectors_says_so_and_switches_without_re_embedding(
+        qtbot, searched, model_file, tmp_path):
+    """A new bundled default that re-weights the same network (a re-export) re-indexes in seconds."""
+    from core.modelfile import load_model_file
+    from trainer.cli import main
+
+    w = searched
+    reexported = tmp_path / "reexported" / model_file.name
+    assert main(["export", str(model_file), str(reexported)]) == 0
+    with qtbot.waitSignal(w.engine.model_mismatch, timeout=20000) as mismatch:
+        w.models.apply_settings({"model": str(reexported), "device": "cpu", "thumb_size": 160})
+    assert mismatch.args[0].updated and mismatch.args[0].keeps_vectors
+    assert "keeps the library's stored vectors" in w.ui.banner.text.text()
+    with qtbot.waitSignal(w.engine.index_finished, timeout=30000) as done:
+        w.ui.banner.buttons.itemAt(0).widget().click()
+    summary, cancelled = done.args
+    assert summary.embedded == 0 and not cancelled
+    assert w.engine.library.model_record().checksum == load_model_file(reexported).checksum
 
 
 def test_the_styles_page_searches_and_fills_the_moodboard_and_scores_can_be_hidden(qtbot, window, art):

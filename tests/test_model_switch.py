@@ -204,3 +204,42 @@ def test_a_version_3_library_is_upgraded_for_switches(tmp_path, models):
     con = sqlite3.connect(folder / DB_NAME)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     con.close()
+
+
+def test_a_model_that_makes_the_same_raw_vectors_is_switched_to_without_re_embedding(tmp_path):
+    """An updated bundled model that only re-weights or whitens the same network (a re-export) keeps every
+    stored vector: the switch is a relabel, even with the image files gone."""
+    from core.model import ModelConfig, build_model
+    from core.modelfile import SAME_RAW_NOTE, ModelInfo, save_model
+    from trainer.cli import main
+
+    info = ModelInfo(name="fused", config=ModelConfig(input_size=32), colour_weight=0.2, colour_bins=(4, 4, 4))
+    first = save_model(tmp_path / "first.safetensors", build_model(info.config, seed=5), info)
+    reweighted, rebinned = tmp_path / "reweighted.safetensors", tmp_path / "rebinned.safetensors"
+    assert main(["export", str(first), str(reweighted), "--colour-weight", "0.5"]) == 0
+    assert main(["export", str(first), str(rebinned), "--colour-bins", "8,8,8"]) == 0
+    old, new = (Embedder(load_model_file(p), device="cpu") for p in (first, reweighted))
+    assert new.model.info.notes[SAME_RAW_NOTE] == [old.model.checksum]
+    assert SAME_RAW_NOTE not in load_model_file(rebinned).info.notes, "other bins make other raw vectors"
+
+    paths = make_tree(tmp_path / "art", STYLES, PER_STYLE)
+    with Library.open(tmp_path / "lib") as lib:
+        list(index_folders(lib, [tmp_path / "art"], old, workers=0))
+        before = {int(i): v for ids, raw, _ in lib.iter_vectors() for i, v in zip(ids, raw)}
+        with pytest.raises(ModelMismatchError, match=f"keeping its {IMAGES} stored vectors") as refused:
+            list(index_folders(lib, [], new, workers=0))
+        assert refused.value.keeps_vectors
+        for path in paths:
+            Path(path).unlink()
+        phases = [p.phase for p in switch(lib, new)]
+        after = {int(i): v for ids, raw, _ in lib.iter_vectors() for i, v in zip(ids, raw)}
+        assert SWITCHED in phases and lib.model_record().checksum == new.model.checksum
+        assert before.keys() == after.keys() and len(after) == IMAGES
+        assert all(np.array_equal(before[i], after[i]) for i in before)
+        assert staged_rows(lib) == 0
+        # Search finishes the kept raw vectors with the new model's weights.
+        index = Searcher(lib, new).cache.current()
+        ids = index.labels()
+        assert len(ids) == IMAGES
+        assert np.allclose(index.vectors(ids), new.finish(np.stack([after[int(i)] for i in ids])), atol=1e-6)
+        assert not np.allclose(index.vectors(ids), old.finish(np.stack([after[int(i)] for i in ids])), atol=1e-3)

@@ -31,7 +31,8 @@ import numpy as np
 
 from core.embedder import Embedder
 from core.errors import ModelFileError
-from core.modelfile import BUILTINS, LoadedModel, ModelInfo, PostProcess, load_model_file, save_model, vector_layout
+from core.modelfile import (BUILTINS, SAME_RAW_NOTE, LoadedModel, ModelInfo, PostProcess, load_model_file, raw_layout,
+                            save_model, vector_layout)
 from core.whitening import Whitening
 from core.model import Aladin
 from trainer.base import SearchVector
@@ -143,7 +144,9 @@ def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: tu
     """Write a model file's network and statistics again with other fusion settings (``fusion``: ModelInfo fields).
 
     Its whitening is kept while the vectors stay the same, fitted again on ``fit_on`` with ``whiten``,
-    and dropped otherwise (it would whiten vectors it was not fitted on).
+    and dropped otherwise (it would whiten vectors it was not fitted on). Where the raw vectors stay the
+    same (only weights or whitening change), the new file names the source's checksum among those whose
+    raw vectors it makes, so libraries indexed with the source switch to it without re-embedding.
 
     Raises:
         ModelFileError: ``source`` is damaged. DataError: the settings are out of range, or ``whiten``
@@ -155,6 +158,10 @@ def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: tu
         info = replace(model.info, name=name or model.info.name, notes=notes, **fusion)
     except ValueError as exc:
         raise refused(exc) from exc
+    if raw_layout(info) == raw_layout(model.info):
+        info.notes[SAME_RAW_NOTE] = [model.checksum, *model.info.notes.get(SAME_RAW_NOTE, [])]
+    else:
+        info.notes.pop(SAME_RAW_NOTE, None)
     model = replace(model, info=info)
     whitening = model.whitening
     if whiten is not None:

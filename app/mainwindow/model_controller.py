@@ -226,9 +226,11 @@ class ModelController(QObject):
 
     def _mismatch(self, exc: ModelMismatchError) -> None:
         if exc.updated:  # an update of the bundled default lands here with nothing chosen by the user
+            work = ("it keeps the library's stored vectors, which the new version only re-weights, and takes "
+                    "seconds" if exc.keeps_vectors else "every image is re-embedded in the background")
             text = ("The selected model has changed since this library was indexed (a new version of the "
                     "bundled default model, or its file was replaced), so the library's vectors no longer "
-                    "match it. Re-index to use the new version: every image is re-embedded in the background.")
+                    f"match it. Re-index to use the new version: {work}.")
         else:
             text = ("This library was indexed with a different model than the one selected, so it cannot be "
                     "searched with it. Index it again with the selected model (every image is re-embedded), "
