@@ -184,9 +184,9 @@ def _switch(library: Library, writer: LibraryWriter, embedder: Embedder, summary
 
     Every readable image under a folder that is there is embedded into the staged vectors,
     batch by batch; the switch commits only when all are. A model that makes the library's raw
-    vectors (:func:`core.modelfile.makes_raw_vectors_of`) stages the current ones instead. Until then search uses the current
-    model; cancelled or killed, the library stays on it and the next switch to this model
-    embeds only what is left.
+    vectors (:func:`core.modelfile.makes_raw_vectors_of`) stages the current ones instead. Until
+    then search uses the current model; cancelled or killed, the library stays on it and the next
+    switch to this model embeds only what is left.
 
     Returns:
         The new model's id (the pending one when cancelled; then nothing else may be indexed with it).

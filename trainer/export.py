@@ -114,6 +114,12 @@ def whitening_paths(paths: list[str], fit_max: int) -> list[str]:
     return fit_sample([p for p in paths if not reserved_reason(p)], fit_max)
 
 
+def unwhitened_vectors(model: LoadedModel, pixels: np.ndarray, device: str) -> np.ndarray:
+    """``model``'s finished vectors of ``pixels`` before any whitening: what a whitening is fitted on."""
+    embedder = Embedder(replace(model, whitening=None), device=device)
+    return embedder.finish(raw_in_batches(embedder, pixels))
+
+
 def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, float], fit_max: int,
                   device: str, workers: int | None) -> Whitening:
     """A whitening of ``model``'s finished vectors, fitted on ``paths`` less the images reserved for evaluation.
@@ -124,10 +130,8 @@ def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, f
     pixels, _, errors = decode_for_eval(whitening_paths(paths, fit_max), model.info.decode_size, workers=workers)
     if len(pixels) < 2:
         raise DataError("too few readable images to fit a whitening on")
-    embedder = Embedder(replace(model, whitening=None), device=device)
     power, shrink = settings
-    whitening = Whitening.fit(embedder.finish(raw_in_batches(embedder, pixels)), power, shrink,
-                              vector_layout(model.info))
+    whitening = Whitening.fit(unwhitened_vectors(model, pixels, device), power, shrink, vector_layout(model.info))
     model.info.notes["whitening"] = {
         "power": power, "shrink": shrink, "images": len(pixels), "unreadable": len(errors),
         "reserved_left_out": sum(1 for p in paths if reserved_reason(p))}
@@ -221,13 +225,10 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     else:
         info.notes["standardisation"] = "none"
     whitening = None
-    if whiten is not None:
-        model = LoadedModel(net, info, post, str(checkpoint), "")
-        whitening = fit_whitening(model, training_paths(state, fit_on), whiten, fit_max, device, workers)
-    elif config.get("finetune"):
-        tuned = LoadedModel(net, info, post, str(checkpoint), "")
-        whitening = base_whitening(config.get("source"), tuned, training_paths(state, fit_on), fit_max, device,
-                                   workers)
+    if whiten is not None or config.get("finetune"):
+        model, paths = LoadedModel(net, info, post, str(checkpoint), ""), training_paths(state, fit_on)
+        whitening = (fit_whitening(model, paths, whiten, fit_max, device, workers) if whiten is not None
+                     else base_whitening(config.get("source"), model, paths, fit_max, device, workers))
     return save_model(out, net.cpu(), info, post, whitening)
 
 
@@ -253,9 +254,8 @@ def base_whitening(source: str | None, tuned: LoadedModel, paths: list[str], fit
     pixels, _, _ = decode_for_eval(whitening_paths(paths, fit_max), tuned.info.decode_size, workers=workers)
     shift = np.zeros(base.whitening.dim, np.float32)
     if len(pixels):
-        before, after = (Embedder(replace(model, whitening=None), device=device) for model in (base, tuned))
-        shift = (after.finish(raw_in_batches(after, pixels)).mean(0)
-                 - before.finish(raw_in_batches(before, pixels)).mean(0)).astype(np.float32)
+        shift = (unwhitened_vectors(tuned, pixels, device).mean(0)
+                 - unwhitened_vectors(base, pixels, device).mean(0)).astype(np.float32)
     tuned.info.notes["whitening"] = {**base.info.notes.get("whitening", {}), "kept_from": Path(source).name,
                                      "recentred_on": len(pixels)}
     return replace(base.whitening, mean=base.whitening.mean + shift)
