@@ -51,18 +51,19 @@ class Decoded:
     digest: str | None = None
 
 
-def decode_chunk(paths: list[str], size: int, digests: bool = False) -> list[Decoded]:
+def decode_chunk(paths: list[str], size: int, digests: bool = False, alpha: bool = False) -> list[Decoded]:
     """Worker body: decode each path; a bad file becomes an error record, never an exception.
 
     With ``digests`` each record carries the SHA-256 of the file (as :func:`core.files.content_hash`
-    gives it), also for a file that does not decode; None when the file cannot be read.
+    gives it), also for a file that does not decode; None when the file cannot be read. With ``alpha``
+    the pixels carry a fourth channel, the opacity (:func:`core.images.load_array`).
     """
     out = []
     for path in paths:
         data = _read(path) if digests else None
         digest = _digest(path, data) if digests else None
         try:
-            pixels, original = load_array(path, size, data)
+            pixels, original = load_array(path, size, data, alpha)
             out.append(Decoded(path, pixels, original, digest=digest))
         except ImageError as exc:
             out.append(Decoded(path, error=exc.reason, digest=digest))
@@ -102,7 +103,7 @@ def start_worker() -> None:
 
 
 def iter_decoded(paths: Iterable[str], size: int, chunk: int = 16, workers: int | None = None,
-                 prefetch: int | None = None, digests: bool = False) -> Iterator[list[Decoded]]:
+                 prefetch: int | None = None, digests: bool = False, alpha: bool = False) -> Iterator[list[Decoded]]:
     """Yield decoded chunks of ``chunk`` inputs (the last one shorter) in input order.
 
     ``workers=0`` decodes in this process (tests, tiny jobs); ``None`` takes the
@@ -110,32 +111,32 @@ def iter_decoded(paths: Iterable[str], size: int, chunk: int = 16, workers: int 
     ``spawn``: safe next to torch's and Qt's threads, and cheap because workers
     import only Pillow and numpy. ``prefetch`` bounds the tasks in flight (default:
     the next chunk plus two per worker); ``digests`` asks for content hashes
-    (see :func:`decode_chunk`).
+    and ``alpha`` for the opacity channel (see :func:`decode_chunk`).
     """
     workers = plan(device=None).decoders if workers is None else workers
     it = iter(paths)
     if workers == 0:
         for part in iter(lambda: list(islice(it, chunk)), []):
-            yield decode_chunk(part, size, digests)
+            yield decode_chunk(part, size, digests, alpha)
         return
     task = max(1, min(chunk, TASK))
     prefetch = prefetch or math.ceil(chunk / task) + 2 * workers
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=start_worker) as pool:
-        decoded = _in_order(pool, iter(lambda: list(islice(it, task)), []), size, digests, prefetch)
+        decoded = _in_order(pool, iter(lambda: list(islice(it, task)), []), size, digests, alpha, prefetch)
         try:
             yield from iter(lambda: list(islice(decoded, chunk)), [])
         finally:
             decoded.close()
 
 
-def _in_order(pool: ProcessPoolExecutor, tasks: Iterator[list[str]], size: int, digests: bool,
+def _in_order(pool: ProcessPoolExecutor, tasks: Iterator[list[str]], size: int, digests: bool, alpha: bool,
               prefetch: int) -> Iterator[Decoded]:
     """Each input's record in order, with at most ``prefetch`` tasks in flight; closing it cancels the rest."""
     pending: deque[Future] = deque()
     try:
         for part in tasks:
-            pending.append(pool.submit(decode_chunk, part, size, digests))
+            pending.append(pool.submit(decode_chunk, part, size, digests, alpha))
             if len(pending) >= prefetch:
                 yield from pending.popleft().result()
         while pending:

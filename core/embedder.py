@@ -27,6 +27,7 @@ from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, makes_raw_vectors_of, vector_layout
+from core.silhouette import silhouette_histograms
 from core.texture import pattern_histograms, texture_histograms, texture_vector
 from core.whitening import Whitening
 
@@ -62,6 +63,8 @@ class Cue:
     dim: int
     raw: Callable[[np.ndarray], np.ndarray]
     unit: Callable[[np.ndarray], np.ndarray]
+    # Whether ``raw`` reads the opacity channel too (RGBA pixels) rather than the colours alone.
+    alpha: bool = False
 
 
 def fused_cues(info: ModelInfo) -> list[Cue]:
@@ -69,7 +72,8 @@ def fused_cues(info: ModelInfo) -> list[Cue]:
     bins = info.colour_bins
     kinds = {"colour": (lambda pixels: colour_histogram(pixels, bins), hellinger),
              "texture": (texture_histograms, texture_vector),
-             "pattern": (pattern_histograms, hellinger)}
+             "pattern": (pattern_histograms, hellinger),
+             "silhouette": (silhouette_histograms, hellinger, True)}
     return [Cue(name, float(getattr(info, f"{name}_weight")), dim, *kinds[name])
             for name, dim in cue_dims(info).items()]
 
@@ -166,6 +170,11 @@ class Embedder:
         return fused_cues(self.model.info)
 
     @property
+    def reads_alpha(self) -> bool:
+        """Whether pixels must be decoded with their opacity (:func:`core.decode.iter_decoded`'s ``alpha``)."""
+        return self.model.info.reads_alpha
+
+    @property
     def dim(self) -> int:
         """Length of raw and finished vectors: the network part plus the fused descriptors' parts, if any."""
         return self.net_dim + sum(cue.dim for cue in self.cues)
@@ -176,9 +185,11 @@ class Embedder:
         return nullcontext()
 
     def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 to (N, D) float32 raw vectors."""
+        """(N, H, W, 3) uint8 RGB, or RGBA for a model that reads opacity (:attr:`reads_alpha`; RGB then means
+        opaque), to (N, D) float32 raw vectors."""
+        rgb = pixels[..., :3]
         with torch.inference_mode():
-            x = torch.from_numpy(pixels).to(self.device, non_blocking=True)
+            x = torch.from_numpy(rgb).to(self.device, non_blocking=True)
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             x = (x - self._mean) / self._std
             if max(x.shape[-2:]) > self.net_size:  # decoded at the descriptors' larger size
@@ -188,7 +199,7 @@ class Embedder:
                 style = self.net.style_code(x)
             out = (self.net.head(style.float()) if self.which == "projection" else style).cpu().numpy().astype(np.float32)
         cues = self.cues
-        return np.concatenate([out, *(cue.raw(pixels) for cue in cues)], axis=1) if cues else out
+        return np.concatenate([out, *(cue.raw(pixels if cue.alpha else rgb) for cue in cues)], axis=1) if cues else out
 
     def network_seconds(self) -> float:
         """CPU seconds per image the network takes on one thread; timed once, on blank pixels.
@@ -261,7 +272,8 @@ class Embedder:
         lanes = NETWORK_LANES if self.device.type == "cpu" and cpu.decoders and (os.cpu_count() or 1) > 1 else 1
         with threads, ThreadPoolExecutor(lanes, thread_name_prefix="aladin-network") as pool:
             running: deque = deque()
-            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders, digests=digests):
+            for decoded in iter_decoded(paths, self.size, chunk=batch_size, workers=cpu.decoders, digests=digests,
+                                        alpha=self.reads_alpha):
                 running.append(pool.submit(self._embed_decoded, decoded))
                 if len(running) >= lanes:
                     chunk = running.popleft().result()

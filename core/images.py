@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,8 @@ REDUCING_GAP = 3.0
 # Alpha is composited onto mid grey: neither white nor black, so transparent
 # sprites and line art on transparency keep their own colours as the style cue.
 BACKGROUND = (128, 128, 128)
+# Modes whose last channel is opacity.
+TRANSPARENT_MODES = ("RGBA", "LA", "PA", "RGBa", "La")
 
 EXIF_ORIENTATION = 0x0112
 
@@ -50,7 +54,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
         top = 65535.0 if img.mode.startswith("I;16") else max(float(arr.max()), 1.0)
         arr = np.clip(arr / top * 255.0, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, "L")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+    if img.mode in TRANSPARENT_MODES:
         rgba = img.convert("RGBA")
         base = Image.new("RGBA", rgba.size, BACKGROUND + (255,))
         return Image.alpha_composite(base, rgba).convert("RGB")
@@ -64,7 +68,19 @@ def open_image(path: str | Path, min_side: int | None = None) -> Image.Image:
 
 def decode(path: str | Path, min_side: int | None = None,
            data: bytes | None = None) -> tuple[Image.Image, tuple[int, int]]:
-    """Decode ``path`` to an upright RGB image and its full upright size.
+    """Decode ``path`` to an upright RGB image and its full upright size (see :func:`decode_upright`).
+
+    Raises:
+        ImageError: the file is missing, unreadable, not an image, truncated or too large.
+    """
+    img, original = decode_upright(path, min_side, data)
+    with _image_errors(Path(path)):
+        return to_rgb(img), original
+
+
+def decode_upright(path: str | Path, min_side: int | None = None,
+                   data: bytes | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Decode ``path`` to an upright image in its own mode (transparency kept) and its full upright size.
 
     With ``min_side`` a JPEG is decoded at the smallest DCT scale (1/2, 1/4,
     1/8) that keeps its shorter side at least twice ``min_side``: the following
@@ -78,26 +94,32 @@ def decode(path: str | Path, min_side: int | None = None,
         ImageError: the file is missing, unreadable, not an image, truncated or too large.
     """
     path = Path(path)
+    with _image_errors(path), warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        img = Image.open(path if data is None else io.BytesIO(data))
+        _check_size(img, path)
+        original = img.size
+        if min_side and img.format == "JPEG":
+            w, h = img.size
+            scale = max(min_side * 2 / min(w, h), 1 / 8)
+            if scale < 1:
+                img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
+        if getattr(img, "n_frames", 1) > 1:
+            img.seek(0)
+        img.load()
+        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+        if orientation in (5, 6, 7, 8):
+            original = original[::-1]
+        if orientation != 1:  # exif_transpose copies even an upright image: a full-size copy for nothing
+            img = ImageOps.exif_transpose(img) or img
+        return img, original
+
+
+@contextmanager
+def _image_errors(path: Path) -> Iterator[None]:
+    """Whatever goes wrong while reading or converting ``path`` becomes one :class:`ImageError` that says what."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            img = Image.open(path if data is None else io.BytesIO(data))
-            _check_size(img, path)
-            original = img.size
-            if min_side and img.format == "JPEG":
-                w, h = img.size
-                scale = max(min_side * 2 / min(w, h), 1 / 8)
-                if scale < 1:
-                    img.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
-            if getattr(img, "n_frames", 1) > 1:
-                img.seek(0)
-            img.load()
-            orientation = img.getexif().get(EXIF_ORIENTATION, 1)
-            if orientation in (5, 6, 7, 8):
-                original = original[::-1]
-            if orientation != 1:  # exif_transpose copies even an upright image: a full-size copy for nothing
-                img = ImageOps.exif_transpose(img) or img
-            return to_rgb(img), original
+        yield
     except ImageError:
         raise
     except FileNotFoundError as exc:
@@ -112,6 +134,13 @@ def decode(path: str | Path, min_side: int | None = None,
         raise ImageError(path, "image is too large (decompression bomb guard)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as exc:
         raise ImageError(path, f"damaged or truncated image ({exc})") from exc
+
+
+def alpha_channel(img: Image.Image) -> Image.Image | None:
+    """The opacity of each pixel (mode L) for the modes :func:`to_rgb` composites; None for an opaque image."""
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    return img.getchannel("A") if img.mode in TRANSPARENT_MODES else None
 
 
 def fit_square(img: Image.Image, size: int) -> Image.Image:
@@ -131,12 +160,23 @@ def fit_square(img: Image.Image, size: int) -> Image.Image:
     return img.crop((left, top, left + size, top + size))
 
 
-def load_array(path: str | Path, size: int, data: bytes | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def load_array(path: str | Path, size: int, data: bytes | None = None,
+               alpha: bool = False) -> tuple[np.ndarray, tuple[int, int]]:
     """The model input for one file as ``size`` x ``size`` x 3 uint8, plus the upright original size.
 
     Workers return uint8 rather than normalised floats: a quarter of the bytes to
     pass between processes, and normalisation is one vectorised step per batch.
     ``data`` is the file's content when the caller has read it already (see :func:`decode`).
+    With ``alpha`` a fourth channel holds each pixel's opacity, cropped and resized like the
+    colours (255 throughout for an opaque file), for a model that reads how transparency is drawn
+    (:mod:`core.silhouette`); the colours are composited onto grey either way.
     """
-    img, original = decode(path, min_side=size, data=data)
-    return np.asarray(fit_square(img, size), dtype=np.uint8), original
+    img, original = decode_upright(path, min_side=size, data=data)
+    with _image_errors(Path(path)):
+        rgb = np.asarray(fit_square(to_rgb(img), size), dtype=np.uint8)
+        if not alpha:
+            return rgb, original
+        mask = alpha_channel(img)
+        opacity = (np.full(rgb.shape[:2], 255, np.uint8) if mask is None
+                   else np.asarray(fit_square(mask, size), dtype=np.uint8))
+        return np.dstack([rgb, opacity]), original

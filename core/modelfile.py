@@ -18,6 +18,7 @@ from core.cpu import torch_threads_for
 from core.errors import ModelFileError, NoTrainedModelError
 from core.files import atomic_path, content_hash
 from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, PROJECTION_DIM, Aladin, ModelConfig, build_model
+from core.silhouette import SILHOUETTE_DIM
 from core.texture import PATTERN_DIM, TEXTURE_DIM
 from core.whitening import Whitening
 
@@ -29,13 +30,15 @@ FORMAT_VERSION = 1
 # a program from before them would read it as version 1 and silently build other vectors; it refuses
 # version 2 instead. Files without them stay version 1, so both programs keep reading those.
 DESCRIPTOR_FORMAT_VERSION = 2
-# A file that whitens its vectors is version 3, for the same reason.
+# A file that whitens its vectors is version 3, for the same reason, and one that fuses silhouettes
+# (core.silhouette), whose pixels carry opacity, version 4.
 WHITENED_FORMAT_VERSION = 3
-READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION)
+SILHOUETTE_FORMAT_VERSION = 4
+READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION, SILHOUETTE_FORMAT_VERSION)
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
 # Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
-CUES = ("colour", "texture", "pattern")
+CUES = ("colour", "texture", "pattern", "silhouette")
 BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -65,8 +68,8 @@ class ModelInfo:
     ``embedding`` records which vector search indexes: the style code f ("style")
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
     HSV colour histogram with it (core.colour), a ``texture_weight`` above zero a histogram of
-    gradients and a ``pattern_weight`` one of local binary patterns (core.texture), each weighted in the
-    cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    gradients and a ``pattern_weight`` one of local binary patterns (core.texture), a ``silhouette_weight``
+    one of how transparency is drawn (core.silhouette), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
     size), the network sees the same pixels scaled to its input size: line work needs more pixels than
     a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
@@ -81,6 +84,7 @@ class ModelInfo:
     colour_bins: tuple[int, int, int] = DEFAULT_BINS
     texture_weight: float = 0.0
     pattern_weight: float = 0.0
+    silhouette_weight: float = 0.0
     cue_size: int = 0
     trained: bool = True
     training_data: str = ""
@@ -95,7 +99,7 @@ class ModelInfo:
         """Refuse values search cannot work with: a file asking for them would fail later, or exhaust memory.
 
         Raises:
-            ValueError: an unknown embedding kind, a colour, texture or pattern weight outside [0, 1) or
+            ValueError: an unknown embedding kind, a descriptor's weight outside [0, 1) or
                 together leaving the network no weight, colour bins out of range, or a cue size no decoder can give.
         """
         if self.embedding not in EMBEDDINGS:
@@ -105,12 +109,17 @@ class ModelInfo:
             if type(weight) not in (int, float) or not 0.0 <= weight < 1.0:  # NaN fails the range test too
                 raise ValueError(f"{name} weight must be a number in [0, 1), got {weight!r}")
         if sum(weights.values()) >= 1.0:
-            raise ValueError(f"colour, texture and pattern weights must leave the network some weight, got "
+            raise ValueError(f"the {', '.join(CUES)} weights must leave the network some weight, got "
                              f"{' + '.join(repr(w) for w in weights.values())}")
         size = self.cue_size
         if type(size) is not int or (size and not MIN_INPUT_SIZE <= size <= MAX_INPUT_SIZE):
             raise ValueError(f"cue size must be 0 or from {MIN_INPUT_SIZE} to {MAX_INPUT_SIZE} px, got {size!r}")
         self.colour_bins = check_bins(self.colour_bins)
+
+    @property
+    def reads_alpha(self) -> bool:
+        """Whether the descriptors need each pixel's opacity beside its colour (:func:`core.images.load_array`)."""
+        return self.silhouette_weight > 0
 
     @property
     def decode_size(self) -> int:
@@ -185,6 +194,8 @@ def distinct_names(first: tuple[str, str], second: tuple[str, str]) -> tuple[str
 
 def format_version(info: ModelInfo, whitened: bool = False) -> int:
     """The oldest file format that holds ``info`` without changing what its vectors mean."""
+    if info.reads_alpha:
+        return SILHOUETTE_FORMAT_VERSION
     if whitened:
         return WHITENED_FORMAT_VERSION
     descriptors = info.texture_weight > 0 or info.pattern_weight > 0 or info.cue_size != 0
@@ -286,7 +297,8 @@ def makes_raw_vectors_of(model: LoadedModel, checksum: str) -> bool:
 
 def cue_dims(info: ModelInfo) -> dict[str, int]:
     """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
-    dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM}
+    dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM,
+            "silhouette": SILHOUETTE_DIM}
     return {name: dims[name] for name in CUES if getattr(info, f"{name}_weight") > 0}
 
 

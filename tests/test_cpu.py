@@ -77,9 +77,9 @@ def seen(monkeypatch):
     """Record (decoders asked for, torch threads while embedding); decode in-process so the test stays cheap."""
     calls: list[tuple[int, int]] = []
 
-    def spy(paths, size, chunk=16, workers=None, prefetch=None, digests=False):
+    def spy(paths, size, chunk=16, workers=None, prefetch=None, digests=False, alpha=False):
         calls.append((workers, torch.get_num_threads()))
-        yield from iter_decoded(paths, size, chunk=chunk, workers=0)
+        yield from iter_decoded(paths, size, chunk=chunk, workers=0, alpha=alpha)
 
     monkeypatch.setattr(core.embedder, "iter_decoded", spy)
     return calls

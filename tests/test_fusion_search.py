@@ -36,3 +36,26 @@ def test_whitening_needs_its_fit_images(two_sources, tmp_path, capsys):  # noqa:
     with pytest.raises(SystemExit):
         main(["--validation", str(two_sources), "--whiten", "0.5,0.8"])
     assert "--whiten and --fit-on go together" in capsys.readouterr().err
+
+
+def test_a_whitened_model_file_is_searched_from_its_plain_vectors_and_silhouettes_are_one_more_axis(
+        two_sources, tmp_path):  # noqa: F811 (fixture)
+    from trainer.cli import main as trainer_main
+
+    plain = tiny_model_file(tmp_path / "models", seed=3)
+    fit_on = tmp_path / "fit.csv"
+    fit_on.write_text(two_sources.read_text())
+    whitened = tmp_path / "whitened.safetensors"
+    # The file whitens exactly the weighting the grid below scores first (network 0.2, pattern 0.3, share 0.5).
+    assert trainer_main(["export", str(plain), str(whitened), "--colour-weight", "0.25", "--texture-weight", "0.25",
+                         "--pattern-weight", "0.3", "--cue-size", "32", "--whiten", "0.5,0.8", "--fit-on",
+                         str(fit_on), "--workers", "0"]) == 0
+    grids = []
+    for model in (plain, whitened):
+        report = tmp_path / f"{model.stem}.json"
+        assert main(["--model", str(model), "--validation", str(two_sources), "--cue-size", "32", "--workers", "0",
+                     "--network-weights", "0.2", "--pattern-weights", "0.3", "--texture-shares", "0.5",
+                     "--silhouette-weights", "0,0.1", "--report", str(report)]) == 0
+        grids.append(json.loads(report.read_text())["grid"])
+    assert [r["silhouette"] for r in grids[0]] == [0.0, 0.1]
+    assert [r["criterion"] for r in grids[0]] == [r["criterion"] for r in grids[1]], "the file's whitening never applies"

@@ -46,12 +46,13 @@ class SearchVector:
     texture_weight: float = 0.0
     pattern_weight: float = 0.0
     cue_size: int = 0
+    silhouette_weight: float = 0.0
 
     def record(self) -> dict:
         return {"embedding": self.embedding, "colour_weight": self.colour_weight,
                 "colour_bins": list(self.colour_bins), "standardise": self.standardise,
                 "texture_weight": self.texture_weight, "pattern_weight": self.pattern_weight,
-                "cue_size": self.cue_size}
+                "cue_size": self.cue_size, "silhouette_weight": self.silhouette_weight}
 
     def decode_size(self, input_size: int) -> int:
         """The size validation decodes at for a network of ``input_size`` (see ModelInfo.decode_size)."""
@@ -65,7 +66,8 @@ class SearchVector:
                    colour_bins=tuple(record.get("colour_bins", DEFAULT_BINS)),
                    standardise=bool(record.get("standardise", True)),
                    texture_weight=float(record.get("texture_weight", 0.0)),
-                   pattern_weight=float(record.get("pattern_weight", 0.0)), cue_size=int(record.get("cue_size", 0)))
+                   pattern_weight=float(record.get("pattern_weight", 0.0)), cue_size=int(record.get("cue_size", 0)),
+                   silhouette_weight=float(record.get("silhouette_weight", 0.0)))
 
     @classmethod
     def of_model(cls, info: ModelInfo, post: PostProcess | None) -> "SearchVector":
@@ -73,7 +75,7 @@ class SearchVector:
         return cls(info.embedding, float(info.colour_weight), tuple(info.colour_bins),
                    standardise=post is not None or info.embedding != "style",
                    texture_weight=float(info.texture_weight), pattern_weight=float(info.pattern_weight),
-                   cue_size=info.cue_size)
+                   cue_size=info.cue_size, silhouette_weight=float(info.silhouette_weight))
 
     def overridden(self, embedding: str | None = None, colour_weight: float | None = None,
                    standardise: bool | None = None) -> "SearchVector":
@@ -84,7 +86,8 @@ class SearchVector:
     def model_info(self, name: str, config: ModelConfig, **fields) -> ModelInfo:
         return ModelInfo(name=name, config=config, embedding=self.embedding, colour_weight=self.colour_weight,
                          colour_bins=self.colour_bins, texture_weight=self.texture_weight,
-                         pattern_weight=self.pattern_weight, cue_size=self.cue_size, **fields)
+                         pattern_weight=self.pattern_weight, cue_size=self.cue_size,
+                         silhouette_weight=self.silhouette_weight, **fields)
 
 
 @dataclass

@@ -220,10 +220,12 @@ def normalise(images: torch.Tensor, mean, std) -> torch.Tensor:
     return (x - m) / s
 
 
-def decode_for_eval(paths: list[str], size: int, workers: int | None = None) -> tuple[np.ndarray, list[int], dict]:
-    """Pixels for validation, decoded once by the app's path: (N, size, size, 3), kept rows, errors."""
+def decode_for_eval(paths: list[str], size: int, workers: int | None = None,
+                    alpha: bool = False) -> tuple[np.ndarray, list[int], dict]:
+    """Pixels for validation, decoded once by the app's path: (N, size, size, 3, or 4 with ``alpha``), kept rows,
+    errors."""
     pixels, kept, errors = [], [], {}
-    for chunk in iter_decoded(paths, size, chunk=64, workers=workers):
+    for chunk in iter_decoded(paths, size, chunk=64, workers=workers, alpha=alpha):
         for d in chunk:
             if d.error is None:
                 kept.append(len(pixels) + len(errors))

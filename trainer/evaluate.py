@@ -84,7 +84,8 @@ def embed_manifest(paths: list[str], size: int, embedder: Embedder | None, worke
     raws, kept, errors = [], [], {}
     position = 0
     with tqdm(total=len(paths), desc="embedding", unit="img", file=sys.stderr, disable=None) as bar:
-        for chunk in iter_decoded(paths, size, chunk=batch, workers=workers):
+        alpha = embedder is not None and embedder.reads_alpha
+        for chunk in iter_decoded(paths, size, chunk=batch, workers=workers, alpha=alpha):
             good = [d for d in chunk if d.error is None]
             errors.update({d.path: d.error for d in chunk if d.error is not None})
             kept += [position + i for i, d in enumerate(chunk) if d.error is None]
@@ -119,7 +120,8 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
 
 
 def fusion_options(args: argparse.Namespace) -> dict:
-    """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--cue-size``
+    """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight``,
+    ``--silhouette-weight``, ``--cue-size``
     and ``--colour-bins`` set."""
     values = {f"{name}_weight": getattr(args, f"{name}_weight") for name in CUES}
     values["cue_size"] = args.cue_size
@@ -162,7 +164,8 @@ def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
 
 
 CUE_HELP = {"colour": "the HSV colour histogram (sec. 5.6 'Fused')", "texture": "the gradient (texture) histogram",
-            "pattern": "the local-binary-pattern histogram"}
+            "pattern": "the local-binary-pattern histogram",
+            "silhouette": "the silhouette histogram (how transparency is drawn)"}
 
 
 def add_fusion_arguments(p: argparse.ArgumentParser, default: str) -> None:
@@ -350,7 +353,7 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     """
     fusion = fusion_options(args)
     if args.baseline and fusion:
-        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --cue-size and --colour-bins fuse "
+        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --silhouette-weight, --cue-size and --colour-bins fuse "
                         "descriptors with a model; drop --baseline")
     paths = [s.path for s in samples]
     embedder = None

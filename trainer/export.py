@@ -1,7 +1,7 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
 Given a model file instead of a checkpoint, export writes its network again with another search
-vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--cue-size``): how the bundled model's fusion
+vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``, ``--cue-size``): how the bundled model's fusion
 weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
 without retraining.
 
@@ -127,7 +127,8 @@ def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, f
     Raises:
         DataError: no image is left to fit on.
     """
-    pixels, _, errors = decode_for_eval(whitening_paths(paths, fit_max), model.info.decode_size, workers=workers)
+    pixels, _, errors = decode_for_eval(whitening_paths(paths, fit_max), model.info.decode_size, workers=workers,
+                                       alpha=model.info.reads_alpha)
     if len(pixels) < 2:
         raise DataError("too few readable images to fit a whitening on")
     power, shrink = settings
@@ -190,7 +191,7 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     if checkpoint.suffix == ".safetensors":
         if embedding is not None or standardise is not None or (fit_on is not None and whiten is None):
             raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight, --pattern-weight, --cue-size, --colour-bins and --whiten (with "
+                            "--texture-weight, --pattern-weight, --silhouette-weight, --cue-size, --colour-bins and --whiten (with "
                             "--fit-on) apply to it")
         return reexport(checkpoint, out, name, fusion, whiten, fit_on, fit_max, device, workers)
     state = load_checkpoint(checkpoint)
@@ -251,7 +252,8 @@ def base_whitening(source: str | None, tuned: LoadedModel, paths: list[str], fit
         return None
     if base.whitening is None or base.whitening.fitted_for != vector_layout(tuned.info):
         return None
-    pixels, _, _ = decode_for_eval(whitening_paths(paths, fit_max), tuned.info.decode_size, workers=workers)
+    pixels, _, _ = decode_for_eval(whitening_paths(paths, fit_max), tuned.info.decode_size, workers=workers,
+                                  alpha=tuned.info.reads_alpha)
     shift = np.zeros(base.whitening.dim, np.float32)
     if len(pixels):
         shift = (unwhitened_vectors(tuned, pixels, device).mean(0)

@@ -454,7 +454,7 @@ class Trainer:
         if self.val_pixels is None:
             pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples],
                                                    self.search.decode_size(self.model_size),
-                                                   workers=self.args.workers)
+                                                   workers=self.args.workers, alpha=self.search.silhouette_weight > 0)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
         info = self.search.model_info("validation", self.net.config)
