@@ -183,7 +183,7 @@ def test_a_file_from_before_the_texture_descriptor_reads_as_no_texture(tmp_path)
     assert (info.texture_weight, info.cue_size, info.decode_size) == (0.0, 0, 32)
 
 
-def test_only_files_with_texture_or_patterns_take_the_newer_format_version(tmp_path):
+def test_only_files_with_newer_descriptors_take_the_newer_format_versions(tmp_path):
     """A program from before the descriptors refuses such a file rather than building other vectors."""
     from safetensors import safe_open
 
@@ -196,7 +196,8 @@ def test_only_files_with_texture_or_patterns_take_the_newer_format_version(tmp_p
 
     assert version_of() == version_of(colour_weight=0.3) == 1
     assert version_of(texture_weight=0.5) == version_of(pattern_weight=0.2) == version_of(cue_size=64) == 2
-    assert modelfile.format_version(load_model_file(modelfile.DEFAULT_MODEL).info) == 2
+    assert version_of(silhouette_weight=0.1) == modelfile.SILHOUETTE_FORMAT_VERSION == 4
+    assert modelfile.format_version(load_model_file(modelfile.DEFAULT_MODEL).info) == 4
 
 
 def test_the_limits_admit_every_real_model():
