@@ -55,6 +55,7 @@ def _finetune_bundled(synth, out, *extra):
 def test_finetune_of_the_bundled_model_exports_its_search_vector(synth, tmp_path):
     base = load_model_file(DEFAULT_MODEL)
     assert base.info.search_only and base.info.embedding == "projection" and base.info.colour_weight > 0
+    assert base.info.reads_alpha, "the bundled model fuses silhouettes, so the fine-tune validates on RGBA pixels"
     assert _finetune_bundled(synth, tmp_path / "ft") == 0
     config = json.loads((tmp_path / "ft" / "config.json").read_text())
     assert config["search"]["embedding"] == "projection"
@@ -63,7 +64,8 @@ def test_finetune_of_the_bundled_model_exports_its_search_vector(synth, tmp_path
     assert main(["export", str(tmp_path / "ft" / "last.pt"), str(tmp_path / "ft.safetensors"),
                  "--workers", "0"]) == 0
     tuned = load_model_file(tmp_path / "ft.safetensors")
-    for field in ("embedding", "colour_weight", "colour_bins", "texture_weight", "cue_size", "search_only"):
+    for field in ("embedding", "colour_weight", "colour_bins", "texture_weight", "pattern_weight", "silhouette_weight",
+                  "cue_size", "search_only"):
         assert getattr(tuned.info, field) == getattr(base.info, field), field
     assert (tuned.post is None) == (base.post is None)
     assert base.whitening is not None, "the bundled model whitens its vectors"
