@@ -185,8 +185,8 @@ class Embedder:
         return nullcontext()
 
     def raw_from_pixels(self, pixels: np.ndarray) -> np.ndarray:
-        """(N, H, W, 3) uint8 RGB, or RGBA for a model that reads opacity (:attr:`reads_alpha`; RGB then means
-        opaque), to (N, D) float32 raw vectors."""
+        """(N, H, W, 3) uint8 RGB, or RGBA for a model that reads opacity (:attr:`reads_alpha`; given RGB, it
+        reads the pictures as having no transparency, see :mod:`core.silhouette`), to (N, D) float32 raw vectors."""
         rgb = pixels[..., :3]
         with torch.inference_mode():
             x = torch.from_numpy(rgb).to(self.device, non_blocking=True)

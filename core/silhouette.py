@@ -12,10 +12,13 @@ model file can fuse this descriptor beside its others. Three blocks, each L1-nor
 - the luminance of the opaque pixels on the silhouette's border: a dark outline, a light rim, or
   the object's own colours running to the edge.
 
-An opaque picture (a photograph, a painting, a JPEG) has every visible pixel in the top opacity bin
-and empty other blocks: all opaque pictures agree with each other here and differ from cut-outs.
+A picture without transparency whose frame is one flat colour is read as a cut-out flattened onto that
+colour (:func:`estimated_opacity`), so a sprite and its JPEG copy agree; any other opaque picture (a
+photograph, a painting) has every pixel in the top opacity bin and empty other blocks: such pictures all
+agree with each other here and differ from cut-outs.
 Compared by Hellinger distance, like the colour and pattern histograms. On art the model never saw
-it raised the mean of per-source P@1 and mAP (resources/models/MODEL.md, "Silhouettes").
+it raised the mean of per-source P@1 and mAP, less so where half the pictures are flattened JPEG copies
+(resources/models/MODEL.md, "Silhouettes").
 """
 
 from __future__ import annotations
@@ -77,8 +80,8 @@ def estimated_opacity(rgb: np.ndarray) -> np.ndarray:
     A picture whose frame is one flat colour is read as a cut-out flattened onto that colour (a sprite
     saved as JPEG, clip art exported on white): the flat colour reachable from the frame is background,
     the pixels near it are as opaque as they differ from it (anti-aliasing and shadows blend into it),
-    the rest is opaque. Any other picture is opaque throughout. So a cut-out and a flattened copy of it describe
-    their silhouettes alike, as they must: they are the same art.
+    the rest is opaque. Any other picture is opaque throughout. So a cut-out and a flattened copy of it
+    describe their silhouettes alike, as they must: they are the same art.
     """
     n, h, w = rgb.shape[:3]
     frame = np.zeros((h, w), bool)
@@ -113,7 +116,8 @@ def estimated_opacity(rgb: np.ndarray) -> np.ndarray:
 
 def silhouette_histograms(pixels: np.ndarray) -> np.ndarray:
     """(N, H, W, 4) uint8 RGBA (colours composited, as :func:`core.images.load_array` gives them with
-    ``alpha``) to (N, SILHOUETTE_DIM) raw histograms. Three channels mean an opaque picture.
+    ``alpha``) to (N, SILHOUETTE_DIM) raw histograms. A picture without transparency (three channels, or
+    opacity 255 throughout) has its opacity estimated from its colours (:func:`estimated_opacity`).
 
     Raises:
         ValueError: not (N, H, W, 3 or 4) pixels of at least 3 px a side.
