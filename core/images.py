@@ -140,7 +140,8 @@ def alpha_channel(img: Image.Image) -> Image.Image | None:
     """The opacity of each pixel (mode L) for the modes :func:`to_rgb` composites; None for an opaque image."""
     if img.mode == "P" and "transparency" in img.info:
         img = img.convert("RGBA")
-    return img.getchannel("A") if img.mode in TRANSPARENT_MODES else None
+    # The last band is the opacity: "A", or "a" in the premultiplied modes.
+    return img.getchannel(img.getbands()[-1]) if img.mode in TRANSPARENT_MODES else None
 
 
 def fit_square(img: Image.Image, size: int) -> Image.Image:

@@ -153,6 +153,19 @@ def test_the_loader_gives_opacity_beside_the_same_composited_colours(tmp_path):
     assert set(np.unique(load_array(tmp_path / "palette.png", 48, alpha=True)[0][..., 3])) >= {0, 255}
 
 
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "PA", "RGBa", "La"])
+def test_every_mode_with_opacity_gives_its_opacity(mode):
+    from core.images import alpha_channel
+
+    rgba = Image.fromarray(_sprite(8, True), "RGBA")
+    # Pillow's convert drops the opacity on the way to PA and La; build those from their bands.
+    first = {"PA": rgba.convert("RGB").quantize(16), "La": rgba.convert("L")}
+    img = Image.merge(mode, (first[mode], rgba.getchannel("A"))) if mode in first else rgba.convert(mode)
+    opacity = np.asarray(alpha_channel(img))
+    assert opacity.shape == (64, 64) and opacity.min() == 0 and opacity.max() == 255
+    assert alpha_channel(rgba.convert("RGB")) is None
+
+
 def test_worker_processes_decode_opacity_as_this_process_does(tmp_path):
     paths = []
     for seed in range(5):
