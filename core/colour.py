@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from core.histograms import row_counts
+
 DEFAULT_BINS = (12, 4, 4)
 # Limits on a model's bins: the models so far use 12 x 4 x 4 = 192. These leave ample room while
 # keeping a vector's colour part at most 4096 floats (16 KB per image in the library).
@@ -52,11 +54,7 @@ def colour_histogram(pixels: np.ndarray, bins: tuple[int, int, int] = DEFAULT_BI
     hsv = rgb_to_hsv(pixels)
     idx = [np.minimum((hsv[..., c] * n).astype(np.int64), n - 1) for c, n in enumerate(bins)]
     flat = (idx[0] * bins[1] + idx[1]) * bins[2] + idx[2]
-    n = flat.shape[0]
-    size = int(np.prod(bins))
-    offsets = np.arange(n)[:, None] * size
-    counts = np.bincount((flat.reshape(n, -1) + offsets).ravel(), minlength=n * size).reshape(n, size)
-    return (counts / counts.sum(1, keepdims=True)).astype(np.float32)
+    return row_counts(flat, int(np.prod(bins))).astype(np.float32)
 
 
 def hellinger(histograms: np.ndarray) -> np.ndarray:

@@ -174,6 +174,8 @@ def load_array(path: str | Path, size: int, data: bytes | None = None,
     """
     img, original = decode_upright(path, min_side=size, data=data)
     with _image_errors(Path(path)):
+        if alpha and img.mode == "P" and "transparency" in img.info:
+            img = img.convert("RGBA")  # once, for both the colours and the opacity
         rgb = np.asarray(fit_square(to_rgb(img), size), dtype=np.uint8)
         if not alpha:
             return rgb, original

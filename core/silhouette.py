@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.histograms import row_counts
+
 # Opacity bins for the visible pixels: below 10 %, eight steps of 10 % up to 90 %,
 # then "almost opaque" and fully opaque.
 _OPACITY_EDGES = np.array([1, 25.5, 51, 76.5, 102, 127.5, 153, 178.5, 204, 229.5, 254.5, 256]) / 255.0
@@ -54,14 +56,9 @@ MIN_CONTRAST = 48.0
 
 def _histogram(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.ndarray:
     """Per row, the L1-normalised histogram of ``values`` where ``mask`` holds; zeros where it never does."""
-    n = len(values)
     bins = np.searchsorted(edges, values, side="right") - 1
     valid = mask & (bins >= 0) & (bins < len(edges) - 1)
-    size = len(edges) - 1
-    flat = (np.where(valid, bins, 0) + (np.arange(n) * size).reshape((n,) + (1,) * (values.ndim - 1)))[valid]
-    counts = np.bincount(flat, minlength=n * size).reshape(n, size).astype(np.float64)
-    totals = counts.sum(1, keepdims=True)
-    return counts / np.maximum(totals, 1.0)
+    return row_counts(np.where(valid, bins, 0), len(edges) - 1, valid)
 
 
 def _grow(mask: np.ndarray) -> np.ndarray:

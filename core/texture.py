@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.histograms import row_counts
+
 MAGNITUDE_BINS = 8
 ORIENTATION_BINS = 8
 BLOCK = MAGNITUDE_BINS * ORIENTATION_BINS
@@ -42,14 +44,6 @@ PATTERN_THRESHOLD = 2.5 / 255.0
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 # The smallest picture whose quarter-resolution view still has a gradient: 3 x 3 pixels there.
 MIN_SIZE = 3 * max(LUMINANCE_SCALES)
-
-
-def _counts(bins: np.ndarray, size: int) -> np.ndarray:
-    """(N, ...) bin numbers to (N, size) L1-normalised counts per row."""
-    n = len(bins)
-    flat = (bins.reshape(n, -1) + (np.arange(n) * size)[:, None]).ravel()
-    counts = np.bincount(flat, minlength=n * size).reshape(n, size)
-    return counts / counts.sum(1, keepdims=True)
 
 
 def _rgb(pixels: np.ndarray) -> np.ndarray:
@@ -74,7 +68,7 @@ def _gradient_histogram(channel: np.ndarray) -> np.ndarray:
     orientation = np.arctan2(gy, gx) * (ORIENTATION_BINS / np.pi) % ORIENTATION_BINS
     bins = (np.minimum(magnitude.astype(np.int64), MAGNITUDE_BINS - 1) * ORIENTATION_BINS
             + np.minimum(orientation.astype(np.int64), ORIENTATION_BINS - 1))
-    return _counts(bins, BLOCK)
+    return row_counts(bins, BLOCK)
 
 
 def _shrink(channel: np.ndarray, factor: int) -> np.ndarray:
@@ -121,5 +115,5 @@ def pattern_histograms(pixels: np.ndarray) -> np.ndarray:
     codes = np.zeros(centre.shape, np.int64)
     for bit, (dy, dx) in enumerate(_NEIGHBOURS):
         codes |= ((y[:, 1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] - centre) > PATTERN_THRESHOLD).astype(np.int64) << bit
-    return _counts(codes, PATTERN_DIM).astype(np.float32)
+    return row_counts(codes, PATTERN_DIM).astype(np.float32)
 
