@@ -451,13 +451,13 @@ class Trainer:
         """Validation P@k through the app's embedding path (rank 0 only)."""
         if not self.dist.main or not self.val_samples:
             return None
+        info = self.search.model_info("validation", self.net.config)
         if self.val_pixels is None:
             pixels, kept, errors = decode_for_eval([s.path for s in self.val_samples],
                                                    self.search.decode_size(self.model_size),
-                                                   workers=self.args.workers, alpha=self.search.silhouette_weight > 0)
+                                                   workers=self.args.workers, alpha=info.reads_alpha)
             self.val_pixels = pixels
             self.val_labels = np.array([self.val_samples[i].group for i in kept])
-        info = self.search.model_info("validation", self.net.config)
         embedder = Embedder(LoadedModel(self.net, info, None, "training", ""), device=str(self.device))
         try:
             raw = raw_in_batches(embedder, self.val_pixels)
