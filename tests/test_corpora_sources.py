@@ -437,8 +437,10 @@ def test_procedural_recipes_are_distinct(tmp_path):
 def test_game_sources_are_listed_and_installable():
     from trainer.corpora.card import install_command
     from trainer.corpora.games import GAME_SOURCES
+    from trainer.corpora.more_games import MORE_GAME_SOURCES
 
+    games = GAME_SOURCES + MORE_GAME_SOURCES
     names = {s.name for s in SOURCES}
-    assert {s.name for s in GAME_SOURCES} <= names and len(names) == len(SOURCES)
+    assert {s.name for s in games} <= names and len(names) == len(SOURCES)
     line = install_command()
-    assert all(p in line.split() for s in GAME_SOURCES for p in s.packages)
+    assert all(p in line.split() for s in games for p in s.packages)

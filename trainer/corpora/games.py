@@ -95,12 +95,12 @@ def one_per_folder(folders: Iterable[Path], suffixes: set[str] = PNG, prefer: st
 
 def grid_cells(sheet: Path, cell: int) -> list[Item]:
     """Every ``cell`` x ``cell`` square of a tile sheet (empty cells fail to render and are skipped)."""
-    width, height = _image_size(sheet) or (0, 0)
+    width, height = image_size(sheet) or (0, 0)
     return [Item(f"{sheet}@{x},{y}", sheet, sheet_crop(sheet, (x, y, x + cell, y + cell)))
             for y in range(0, height - cell + 1, cell) for x in range(0, width - cell + 1, cell)]
 
 
-def _image_size(path: Path) -> tuple[int, int] | None:
+def image_size(path: Path) -> tuple[int, int] | None:
     """Width and height from the file header; None for an unreadable file (its items are simply not offered)."""
     try:
         with Image.open(path) as img:
@@ -239,7 +239,7 @@ def _widelands_frame(folder: Path, name: str, block: str, sheet: bool) -> Item |
     if not sheet:
         return Item(str(path), path, object_raster(path))
     grid = {k: int(v) for k, v in re.findall(r"\b(rows|columns)\s*=\s*(\d+)", block)}
-    size = _image_size(path)
+    size = image_size(path)
     if not {"rows", "columns"} <= grid.keys() or size is None:
         return None
     width, height = size

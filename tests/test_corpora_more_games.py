@@ -1,0 +1,83 @@
+"""The second build's game sources, on small file trees made here (no packages needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from trainer.corpora.imaging import RenderError
+from trainer.corpora.more_games import (
+    CDDA_GFX, FREECOL_IMAGES, discover_cataclysm, discover_freecol, first_sprite, sprite_kind,
+)
+from trainer.corpora.spec import Context
+
+
+def _sheet(path: Path, cells: list[tuple[int, int, int]], cell: int = 8, columns: int = 2) -> None:
+    """A sheet of ``len(cells)`` cells; a cell's colour (0, 0, 0) leaves it transparent."""
+    rows = -(-len(cells) // columns)
+    img = Image.new("RGBA", (columns * cell, rows * cell), (0, 0, 0, 0))
+    for i, colour in enumerate(cells):
+        if colour != (0, 0, 0):
+            x, y = (i % columns) * cell, (i // columns) * cell
+            img.paste(colour + (255,), (x, y, x + cell, y + cell))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+def _tileset(folder: Path, sheets: list[tuple[str, list]], tiles: list[list[dict]]) -> None:
+    for name, cells in sheets:
+        _sheet(folder / name, cells)
+    config = {"tile_info": [{"width": 8, "height": 8}],
+              "tiles-new": [{"file": name, "tiles": block} for (name, _), block in zip(sheets, tiles)]}
+    (folder / "tile_config.json").write_text(json.dumps(config))
+
+
+@pytest.mark.parametrize("value, index", [
+    (3, 3), ([5, 6], 5), ([{"weight": 1, "sprite": 7}, {"weight": 1, "sprite": 8}], 7),
+    ([{"weight": 1, "sprite": [9, 10]}], 9), (None, None), ([], None), (True, None),
+])
+def test_first_sprite_reads_every_form_of_fg(value, index):
+    assert first_sprite(value) == index
+
+
+def test_sprite_kinds_leave_out_effects_and_overlays():
+    assert [sprite_kind(i) for i in ("mon_zombie", "t_wall", "f_chair", "vp_seat", "katana",
+                                     "overlay_male_katana", "fd_fire", "cursor", "corpse")] == [
+        "creatures", "terrain", "furniture", "vehicle parts", "items", None, None, None, None]
+
+
+def test_cataclysm_groups_are_tileset_and_kind_without_borrowed_or_shared_sheets(tmp_path):
+    gfx = tmp_path / CDDA_GFX
+    red, green, blue, grey = (200, 10, 10), (10, 200, 10), (10, 10, 200), (90, 90, 90)
+    # Global sprite indices run on across sheets: tiles.png holds 0-3, filler.png 4-5, shared.png 6-7.
+    _tileset(gfx / "Alpha", [("tiles.png", [red, green, blue, (0, 0, 0)]), ("filler.png", [grey, grey]),
+                             ("shared.png", [(1, 2, 3), (4, 5, 6)])],
+             [[{"id": "mon_zombie", "fg": 0}, {"id": ["t_wall", "t_wall_b"], "bg": [1]},
+               {"id": "f_chair", "fg": [{"weight": 1, "sprite": 2}]}, {"id": "katana", "fg": 3},
+               {"id": "overlay_male_katana", "fg": 2}],
+              [{"id": "mon_dog", "fg": 4}], [{"id": "mon_cat", "fg": 6}]])
+    _tileset(gfx / "Beta", [("shared.png", [(1, 2, 3), (4, 5, 6)])], [[{"id": "mon_cat", "fg": 0}]])
+    _tileset(gfx / "ASCIITileset", [("tiles.png", [red, green])], [[{"id": "mon_zombie", "fg": 0}]])
+
+    groups = {g.name: g for g in discover_cataclysm(Context(root=tmp_path))}
+    assert sorted((name, len(g.items)) for name, g in groups.items()) == [
+        ("Alpha creatures", 1), ("Alpha furniture", 1), ("Alpha items", 1), ("Alpha terrain", 1)]
+    assert groups["Alpha creatures"].items[0].key.endswith("tiles.png@(0, 0, 8, 8)")
+    assert groups["Alpha terrain"].items[0].key.endswith("tiles.png@(8, 0, 16, 8)")  # from bg
+    assert [groups[n].items[0].content for n in ("Alpha creatures", "Alpha terrain")] == ["cdda:mon_zombie", "cdda:t_wall"]
+    assert groups["Alpha furniture"].items[0].render(64).size == (64, 64)
+    with pytest.raises(RenderError):  # "katana" points at an empty cell
+        groups["Alpha items"].items[0].render(64)
+
+
+def test_freecol_takes_one_picture_per_thing_per_kind(tmp_path):
+    images = tmp_path / FREECOL_IMAGES
+    for rel in ("units/civilian/farmer.png", "units/civilian/farmer.size2.png", "units/naval/caravel.png",
+                "buildings/church.png", "goods/cotton.png"):
+        _sheet(images / rel, [(120, 80, 40)])
+    groups = {g.name: sorted(Path(i.key).name for i in g.items) for g in discover_freecol(Context(root=tmp_path))}
+    assert groups == {"units": ["caravel.png", "farmer.png"], "buildings": ["church.png"],
+                      "settlements": [], "forest": []}

@@ -1,0 +1,176 @@
+"""Game-art sources of the second build: Cataclysm: DDA's community tilesets and FreeCol.
+
+Cataclysm: Dark Days Ahead ships tilesets by different artists that draw the
+*same* things (a zombie, a wall, a car seat) each in its own hand: the
+closest thing in Debian main to the benchmark's "one subject in every style",
+without being an icon set or a deck. A tileset's ``tile_config.json`` names
+every sprite (``mon_zombie``, ``t_wall``, ``f_chair``, ``vp_seat``), so a group
+is one tileset's sprites of one kind, each recorded with its sprite id as its
+content. Tilesets borrow: "filler" and
+"incomplete" sheets are other tilesets' art, and a sheet whose bytes occur in
+two tilesets is nobody's own, so both are skipped.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from trainer.corpora.games import PNG, first_frames, image_size, sprites, subfolders
+from trainer.corpora.spec import Box, Context, GroupSpec, Item, Source, files, sheet_crop
+
+CDDA_GFX = "usr/share/games/cataclysm-dda/gfx"
+# Sheets drawn by others: borrowed from another tileset to fill gaps, or placeholders.
+CDDA_BORROWED = ("filler*", "incomplete*", "fallback*")
+# Not a hand of their own: ASCII letters of a font; Chibi Ultica combines MSXotto+'s creatures
+# (363 of 404 shared creature sprites are pixel-identical) with Ultica's world; Neo Days
+# redraws Retro Days at the same size in the same manner.
+CDDA_SKIP_TILESETS = {"ASCIITileset", "ChibiUltica", "NeoDaysTileset"}
+# Sprite id prefix -> group kind. Items have no prefix; ids of effects, overlays on the
+# player's body and interface marks are not pictures of things.
+CDDA_KINDS = {"mon_": "creatures", "t_": "terrain", "f_": "furniture", "vp_": "vehicle parts"}
+CDDA_NOT_ITEMS = ("overlay_", "fd_", "tr_", "explosion", "lighting_", "cursor", "highlight", "footstep",
+                  "player_", "npc_", "weather_", "animation", "unknown", "shadow", "corpse", "zone_",
+                  "line_", "infrared", "square", "run_", "mutation_")
+CDDA_MIN_VISIBLE = 0.05  # items are small in their cell
+
+
+@dataclass(frozen=True)
+class Sheet:
+    path: Path
+    sprite: tuple[int, int]  # width, height of one cell
+    first: int  # global index of its first cell
+    columns: int
+    cells: int
+
+
+def tileset_sheets(folder: Path, config: dict) -> list[Sheet]:
+    """Every sheet of a tileset with the range of global sprite indices it holds, in config order."""
+    info = (config.get("tile_info") or [{}])[0]
+    default = (int(info.get("width", 32)), int(info.get("height", 32)))
+    sheets, first = [], 0
+    for entry in config.get("tiles-new", []):
+        path = folder / entry["file"]
+        size = (int(entry.get("sprite_width", default[0])), int(entry.get("sprite_height", default[1])))
+        width, height = image_size(path) or (0, 0)
+        columns = width // size[0]
+        cells = columns * (height // size[1])
+        sheets.append(Sheet(path, size, first, columns, cells))
+        first += cells
+    return sheets
+
+
+def sprite_box(sheets: list[Sheet], index: int) -> tuple[Sheet, Box] | None:
+    """The sheet and pixel box of global sprite ``index``."""
+    for sheet in sheets:
+        if sheet.first <= index < sheet.first + sheet.cells:
+            local = index - sheet.first
+            x, y = (local % sheet.columns) * sheet.sprite[0], (local // sheet.columns) * sheet.sprite[1]
+            return sheet, (x, y, x + sheet.sprite[0], y + sheet.sprite[1])
+    return None
+
+
+def first_sprite(value: object) -> int | None:
+    """The first sprite index of a ``fg``/``bg`` value: an int, a list, or weighted ``{"sprite": ...}``."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, list) and value:
+        return first_sprite(value[0])
+    if isinstance(value, dict):
+        return first_sprite(value.get("sprite"))
+    return None
+
+
+def sprite_kind(sprite_id: str) -> str | None:
+    """The group kind of a sprite id; None for effects, overlays and interface marks."""
+    for prefix, kind in CDDA_KINDS.items():
+        if sprite_id.startswith(prefix):
+            return kind
+    if sprite_id.startswith(CDDA_NOT_ITEMS):
+        return None
+    return "items"
+
+
+def _shared_sheets(tilesets: list[Path]) -> set[str]:
+    """Digests of sheet files found in more than one tileset."""
+    owners: dict[str, set[str]] = {}
+    for folder in tilesets:
+        for path in files(folder, PNG):
+            owners.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), set()).add(folder.name)
+    return {digest for digest, names in owners.items() if len(names) > 1}
+
+
+def tileset_groups(folder: Path, shared: set[str]) -> dict[str, list[Item]]:
+    """A tileset's own sprites by kind, one per sprite (the first variant of the first id drawn with it).
+
+    The sprite id is the item's content: other tilesets draw the same id, so an
+    evaluation can count "same thing, other tileset" mistakes (the content trap).
+    """
+    config = json.loads((folder / "tile_config.json").read_text(encoding="utf-8", errors="replace"))
+    sheets = tileset_sheets(folder, config)
+    usable = {s.path for s in sheets if s.cells and not any(fnmatch.fnmatch(s.path.name, p) for p in CDDA_BORROWED)
+              and hashlib.sha256(s.path.read_bytes()).hexdigest() not in shared}
+    kinds: dict[str, list[Item]] = {}
+    seen: set[tuple[Path, Box]] = set()
+    for entry in (tile for block in config.get("tiles-new", []) for tile in block.get("tiles", [])):
+        ids = entry.get("id")
+        for sprite_id in ids if isinstance(ids, list) else [ids]:
+            kind = sprite_kind(str(sprite_id))
+            index = first_sprite(entry.get("fg"))
+            if index is None and kind == "terrain":
+                index = first_sprite(entry.get("bg"))
+            located = sprite_box(sheets, index) if kind and index is not None else None
+            if located is None or located[0].path not in usable or (located[0].path, located[1]) in seen:
+                continue
+            sheet, box = located
+            seen.add((sheet.path, box))
+            kinds.setdefault(kind, []).append(
+                Item(f"{sheet.path}@{box}", sheet.path, sheet_crop(sheet.path, box, CDDA_MIN_VISIBLE),
+                     content=f"cdda:{sprite_id}"))
+    return kinds
+
+
+def discover_cataclysm(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per tileset and kind of thing (creatures, terrain, furniture, vehicle parts, items)."""
+    gfx = ctx.path(CDDA_GFX)
+    tilesets = [f for f in subfolders(gfx, CDDA_SKIP_TILESETS) if (f / "tile_config.json").is_file()]
+    shared = _shared_sheets(tilesets)
+    for folder in tilesets:
+        for kind, items in sorted(tileset_groups(folder, shared).items()):
+            yield GroupSpec(f"{folder.name} {kind}", items)
+
+
+# ------------------------------------------------------------------ FreeCol
+
+FREECOL_IMAGES = "usr/share/games/freecol/default/resources/images"
+# Kinds of picture drawn as sets; goods, bonus resources and coats of arms are icon-like
+# emblems, founding fathers are reproductions of old portraits by many painters.
+FREECOL_KINDS = ("units", "buildings", "settlements", "forest")
+
+
+def discover_freecol(ctx: Context) -> Iterator[GroupSpec]:
+    """Units, buildings, settlements and forests: one painted isometric style per kind.
+
+    Only the base picture of each thing: ``name.sizeN.png`` files are the same
+    picture at other sizes.
+    """
+    images = ctx.path(FREECOL_IMAGES)
+    for kind in FREECOL_KINDS:
+        paths = [p for p in files(images / kind, PNG) if ".size" not in p.name]
+        yield GroupSpec(kind, sprites(first_frames(paths)))
+
+
+MORE_GAME_SOURCES: tuple[Source, ...] = (
+    Source("cataclysm", ("cataclysm-dda-data",),
+           "Community tilesets that draw the same creatures, terrain, furniture, vehicle parts and items each "
+           "in its own hand: one group per tileset and kind (borrowed and shared sheets left out).",
+           discover_cataclysm),
+    Source("freecol", ("freecol",),
+           "Units, buildings, settlements and forests: one painted isometric style per kind.", discover_freecol),
+)
