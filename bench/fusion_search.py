@@ -1,8 +1,8 @@
 """Choose the bundled model's fusion weights on out-of-domain validation, and only there.
 
 The search vector fuses up to five unit vectors (core.embedder.Embedder.finish): the network's, an HSV
-colour histogram, a gradient (texture) histogram, a local-binary-pattern histogram and a silhouette
-histogram (how transparency is drawn). This script embeds every image of the
+colour histogram, a gradient (texture) histogram, a local-binary-pattern histogram, a silhouette
+histogram (how transparency is drawn) and a granulometry (widths of bright and dark structures). This script embeds every image of the
 validation manifest once through the app's own path (``Embedder.raw_from_pixels`` at the cue
 size), then scores each weighting of the grid with ``Embedder.finish``: no image is embedded twice.
 
@@ -48,8 +48,9 @@ from trainer.metrics import by_source, mean_over, score_queries, summarise  # no
 
 NETWORK_WEIGHTS = (0.01, 0.025, 0.05, 0.1, 0.2)
 PATTERN_WEIGHTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
-TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the network, patterns and silhouettes leave to colour and texture
+TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the other parts leave to colour and texture
 SILHOUETTE_WEIGHTS = (0.0,)
+GRANULOMETRY_WEIGHTS = (0.0,)
 PROBE = 0.1  # any weights above zero make raw_from_pixels compute every part
 
 
@@ -81,11 +82,11 @@ def write_report(path: Path | None, report: dict) -> None:
 
 
 def weighted(embedder: Embedder, network: float, pattern: float, texture_share: float,
-             silhouette: float = 0.0) -> Embedder:
-    rest = 1.0 - network - pattern - silhouette
+             silhouette: float = 0.0, granulometry: float = 0.0) -> Embedder:
+    rest = 1.0 - network - pattern - silhouette - granulometry
     info = replace(embedder.model.info, colour_weight=round(rest * (1 - texture_share), 6),
                    texture_weight=round(rest * texture_share, 6), pattern_weight=pattern,
-                   silhouette_weight=silhouette)
+                   silhouette_weight=silhouette, granulometry_weight=granulometry)
     return Embedder(replace(embedder.model, info=info), device=str(embedder.device))
 
 
@@ -106,7 +107,7 @@ def descriptors_only(chosen: Embedder, raw: np.ndarray) -> np.ndarray:
     always keeps some network). ``raw`` holds every descriptor's part, as the probe embedder made it."""
     parts, start = [], chosen.net_dim
     for cue in fused_cues(replace(chosen.model.info, pattern_weight=PROBE, texture_weight=PROBE,
-                                  colour_weight=PROBE, silhouette_weight=PROBE)):
+                                  colour_weight=PROBE, silhouette_weight=PROBE, granulometry_weight=PROBE)):
         weight = float(getattr(chosen.model.info, f"{cue.name}_weight"))
         if weight == 0:
             start += cue.dim
@@ -128,9 +129,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--network-weights", type=floats, default=NETWORK_WEIGHTS, metavar="W,W")
     p.add_argument("--pattern-weights", type=floats, default=PATTERN_WEIGHTS, metavar="W,W")
     p.add_argument("--texture-shares", type=floats, default=TEXTURE_SHARES, metavar="S,S",
-                   help="texture's share of what the network, patterns and silhouettes leave to colour and texture")
+                   help="texture's share of what the other parts leave to colour and texture")
     p.add_argument("--silhouette-weights", type=floats, default=SILHOUETTE_WEIGHTS, metavar="W,W",
                    help="weights of the silhouette histogram (default: 0 only)")
+    p.add_argument("--granulometry-weights", type=floats, default=GRANULOMETRY_WEIGHTS, metavar="W,W",
+                   help="weights of the granulometry (default: 0 only)")
     p.add_argument("--whiten", type=whiten_argument, nargs="+", default=None, metavar="POWER,SHRINK",
                    help="also score each weighting whitened with these settings (needs --fit-on)")
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
@@ -146,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     # every weighting starts unwhitened, and --whiten fits each one afresh.
     model = replace(load_model(args.model), whitening=None)
     probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE,
-                    silhouette_weight=PROBE if any(args.silhouette_weights) else 0.0, cue_size=args.cue_size,
+                    silhouette_weight=PROBE if any(args.silhouette_weights) else 0.0,
+                    granulometry_weight=PROBE if any(args.granulometry_weights) else 0.0, cue_size=args.cue_size,
                     colour_bins=args.colour_bins)
     embedder = Embedder(replace(model, info=probe))
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
@@ -158,19 +162,21 @@ def main(argv: list[str] | None = None) -> int:
         fit_raw = embed_raw(embedder, args.fit_on, args.workers, fit_paths)[0]
         print(f"whitening fit: {len(fit_raw)} images of {args.fit_on}")
     rows = []
-    for network, pattern, share, silhouette, whiten in itertools.product(
+    for network, pattern, share, silhouette, granulometry, whiten in itertools.product(
             args.network_weights, args.pattern_weights, args.texture_shares, args.silhouette_weights,
-            [None, *(args.whiten or [])]):
-        finish = finisher(weighted(embedder, network, pattern, share, silhouette), fit_raw, whiten)
+            args.granulometry_weights, [None, *(args.whiten or [])]):
+        finish = finisher(weighted(embedder, network, pattern, share, silhouette, granulometry), fit_raw, whiten)
         row = {"network": network, "pattern": pattern, "texture_share": share, "silhouette": silhouette,
-               "whiten": whiten, **figures(finish(raw), groups, sources)}
+               "granulometry": granulometry, "whiten": whiten, **figures(finish(raw), groups, sources)}
         rows.append(row)
         print(f"network {network:.3f} pattern {pattern:.2f} texture share {share:.2f} silhouette {silhouette:.3f} "
+              f"granulometry {granulometry:.3f} "
               f"whiten {whiten}: source P@1 "
               f"{row['source_P@1']:.4f} mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
               f"criterion {row['criterion']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["criterion"])
-    chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"], best["silhouette"])
+    chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"], best["silhouette"],
+                      best["granulometry"])
     chosen_finish = finisher(chosen, fit_raw, best["whiten"])
     reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}

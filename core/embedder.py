@@ -25,6 +25,7 @@ from core.colour import colour_histogram, hellinger
 from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
+from core.granulometry import granulometry_histograms
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, makes_raw_vectors_of, vector_layout
 from core.silhouette import silhouette_histograms
@@ -73,7 +74,8 @@ def fused_cues(info: ModelInfo) -> list[Cue]:
     kinds = {"colour": (lambda pixels: colour_histogram(pixels, bins), hellinger),
              "texture": (texture_histograms, texture_vector),
              "pattern": (pattern_histograms, hellinger),
-             "silhouette": (silhouette_histograms, hellinger, True)}
+             "silhouette": (silhouette_histograms, hellinger, True),
+             "granulometry": (granulometry_histograms, hellinger)}
     return [Cue(name, float(getattr(info, f"{name}_weight")), dim, *kinds[name])
             for name, dim in cue_dims(info).items()]
 

@@ -18,6 +18,7 @@ from core.cpu import torch_threads_for
 from core.errors import ModelFileError, NoTrainedModelError
 from core.files import atomic_path, content_hash
 from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, PROJECTION_DIM, Aladin, ModelConfig, build_model
+from core.granulometry import GRANULOMETRY_DIM
 from core.silhouette import SILHOUETTE_DIM
 from core.texture import PATTERN_DIM, TEXTURE_DIM
 from core.whitening import Whitening
@@ -31,14 +32,17 @@ FORMAT_VERSION = 1
 # version 2 instead. Files without them stay version 1, so both programs keep reading those.
 DESCRIPTOR_FORMAT_VERSION = 2
 # A file that whitens its vectors is version 3, for the same reason, and one that fuses silhouettes
-# (core.silhouette), whose pixels carry opacity, version 4.
+# (core.silhouette), whose pixels carry opacity, version 4; one that fuses a granulometry
+# (core.granulometry), version 5.
 WHITENED_FORMAT_VERSION = 3
 SILHOUETTE_FORMAT_VERSION = 4
-READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION, SILHOUETTE_FORMAT_VERSION)
+GRANULOMETRY_FORMAT_VERSION = 5
+READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION, SILHOUETTE_FORMAT_VERSION,
+                     GRANULOMETRY_FORMAT_VERSION)
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
 # Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
-CUES = ("colour", "texture", "pattern", "silhouette")
+CUES = ("colour", "texture", "pattern", "silhouette", "granulometry")
 BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -69,7 +73,8 @@ class ModelInfo:
     or the projection h(f) ("projection"). A ``colour_weight`` above zero fuses an
     HSV colour histogram with it (core.colour), a ``texture_weight`` above zero a histogram of
     gradients and a ``pattern_weight`` one of local binary patterns (core.texture), a ``silhouette_weight``
-    one of how transparency is drawn (core.silhouette), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    one of how transparency is drawn (core.silhouette), a ``granulometry_weight`` one of the widths of
+    bright and dark structures (core.granulometry), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
     size), the network sees the same pixels scaled to its input size: line work needs more pixels than
     a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
@@ -85,6 +90,7 @@ class ModelInfo:
     texture_weight: float = 0.0
     pattern_weight: float = 0.0
     silhouette_weight: float = 0.0
+    granulometry_weight: float = 0.0
     cue_size: int = 0
     trained: bool = True
     training_data: str = ""
@@ -194,6 +200,8 @@ def distinct_names(first: tuple[str, str], second: tuple[str, str]) -> tuple[str
 
 def format_version(info: ModelInfo, whitened: bool = False) -> int:
     """The oldest file format that holds ``info`` without changing what its vectors mean."""
+    if info.granulometry_weight > 0:
+        return GRANULOMETRY_FORMAT_VERSION
     if info.reads_alpha:
         return SILHOUETTE_FORMAT_VERSION
     if whitened:
@@ -298,7 +306,7 @@ def makes_raw_vectors_of(model: LoadedModel, checksum: str) -> bool:
 def cue_dims(info: ModelInfo) -> dict[str, int]:
     """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
     dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM,
-            "silhouette": SILHOUETTE_DIM}
+            "silhouette": SILHOUETTE_DIM, "granulometry": GRANULOMETRY_DIM}
     return {name: dims[name] for name in CUES if getattr(info, f"{name}_weight") > 0}
 
 

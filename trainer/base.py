@@ -23,7 +23,7 @@ from torch import nn
 
 from core.colour import DEFAULT_BINS
 from core.model import ModelConfig, build_model
-from core.modelfile import SEARCH_PARTS, LoadedModel, ModelInfo, PostProcess, load_model_file
+from core.modelfile import CUES, SEARCH_PARTS, LoadedModel, ModelInfo, PostProcess, load_model_file
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.losses import DEFAULT_LAMBDA
 from trainer.provenance import TrainingSet
@@ -47,12 +47,15 @@ class SearchVector:
     pattern_weight: float = 0.0
     cue_size: int = 0
     silhouette_weight: float = 0.0
+    granulometry_weight: float = 0.0
 
     def record(self) -> dict:
-        return {"embedding": self.embedding, "colour_weight": self.colour_weight,
-                "colour_bins": list(self.colour_bins), "standardise": self.standardise,
-                "texture_weight": self.texture_weight, "pattern_weight": self.pattern_weight,
-                "cue_size": self.cue_size, "silhouette_weight": self.silhouette_weight}
+        return {"embedding": self.embedding, "colour_bins": list(self.colour_bins), "standardise": self.standardise,
+                "cue_size": self.cue_size, **self.weights()}
+
+    def weights(self) -> dict[str, float]:
+        """Each descriptor's ``NAME_weight``, as ModelInfo names them."""
+        return {f"{name}_weight": float(getattr(self, f"{name}_weight")) for name in CUES}
 
     def decode_size(self, input_size: int) -> int:
         """The size validation decodes at for a network of ``input_size`` (see ModelInfo.decode_size)."""
@@ -62,20 +65,16 @@ class SearchVector:
     def from_config(cls, config: dict) -> "SearchVector":
         """A run's vector from its config; a run from before this record validated f, no colour, fitted."""
         record = config.get("search") or {"embedding": config.get("embedding") or "style"}
-        return cls(embedding=record["embedding"], colour_weight=float(record.get("colour_weight", 0.0)),
-                   colour_bins=tuple(record.get("colour_bins", DEFAULT_BINS)),
-                   standardise=bool(record.get("standardise", True)),
-                   texture_weight=float(record.get("texture_weight", 0.0)),
-                   pattern_weight=float(record.get("pattern_weight", 0.0)), cue_size=int(record.get("cue_size", 0)),
-                   silhouette_weight=float(record.get("silhouette_weight", 0.0)))
+        return cls(embedding=record["embedding"], colour_bins=tuple(record.get("colour_bins", DEFAULT_BINS)),
+                   standardise=bool(record.get("standardise", True)), cue_size=int(record.get("cue_size", 0)),
+                   **{f"{name}_weight": float(record.get(f"{name}_weight", 0.0)) for name in CUES})
 
     @classmethod
     def of_model(cls, info: ModelInfo, post: PostProcess | None) -> "SearchVector":
         """A model file's vector. A file that searches f without statistics asked for no standardisation."""
-        return cls(info.embedding, float(info.colour_weight), tuple(info.colour_bins),
-                   standardise=post is not None or info.embedding != "style",
-                   texture_weight=float(info.texture_weight), pattern_weight=float(info.pattern_weight),
-                   cue_size=info.cue_size, silhouette_weight=float(info.silhouette_weight))
+        return cls(info.embedding, colour_bins=tuple(info.colour_bins),
+                   standardise=post is not None or info.embedding != "style", cue_size=info.cue_size,
+                   **{f"{name}_weight": float(getattr(info, f"{name}_weight")) for name in CUES})
 
     def overridden(self, embedding: str | None = None, colour_weight: float | None = None,
                    standardise: bool | None = None) -> "SearchVector":
@@ -84,10 +83,8 @@ class SearchVector:
         return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def model_info(self, name: str, config: ModelConfig, **fields) -> ModelInfo:
-        return ModelInfo(name=name, config=config, embedding=self.embedding, colour_weight=self.colour_weight,
-                         colour_bins=self.colour_bins, texture_weight=self.texture_weight,
-                         pattern_weight=self.pattern_weight, cue_size=self.cue_size,
-                         silhouette_weight=self.silhouette_weight, **fields)
+        return ModelInfo(name=name, config=config, embedding=self.embedding, colour_bins=self.colour_bins,
+                         cue_size=self.cue_size, **self.weights(), **fields)
 
 
 @dataclass

@@ -121,7 +121,7 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
 
 def fusion_options(args: argparse.Namespace) -> dict:
     """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight``,
-    ``--silhouette-weight``, ``--cue-size``
+    ``--silhouette-weight``, ``--granulometry-weight``, ``--cue-size``
     and ``--colour-bins`` set."""
     values = {f"{name}_weight": getattr(args, f"{name}_weight") for name in CUES}
     values["cue_size"] = args.cue_size
@@ -165,7 +165,8 @@ def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
 
 CUE_HELP = {"colour": "the HSV colour histogram (sec. 5.6 'Fused')", "texture": "the gradient (texture) histogram",
             "pattern": "the local-binary-pattern histogram",
-            "silhouette": "the silhouette histogram (how transparency is drawn)"}
+            "silhouette": "the silhouette histogram (how transparency is drawn)",
+            "granulometry": "the granulometry (widths of bright and dark structures)"}
 
 
 def add_fusion_arguments(p: argparse.ArgumentParser, default: str) -> None:
@@ -353,7 +354,7 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     """
     fusion = fusion_options(args)
     if args.baseline and fusion:
-        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --silhouette-weight, --cue-size and --colour-bins fuse "
+        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --silhouette-weight, --granulometry-weight, --cue-size and --colour-bins fuse "
                         "descriptors with a model; drop --baseline")
     paths = [s.path for s in samples]
     embedder = None

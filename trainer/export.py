@@ -1,7 +1,7 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
 Given a model file instead of a checkpoint, export writes its network again with another search
-vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``, ``--cue-size``): how the bundled model's fusion
+vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``, ``--granulometry-weight``, ``--cue-size``): how the bundled model's fusion
 weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
 without retraining.
 
@@ -191,7 +191,7 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     if checkpoint.suffix == ".safetensors":
         if embedding is not None or standardise is not None or (fit_on is not None and whiten is None):
             raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight, --pattern-weight, --silhouette-weight, --cue-size, --colour-bins and --whiten (with "
+                            "--texture-weight, --pattern-weight, --silhouette-weight, --granulometry-weight, --cue-size, --colour-bins and --whiten (with "
                             "--fit-on) apply to it")
         return reexport(checkpoint, out, name, fusion, whiten, fit_on, fit_max, device, workers)
     state = load_checkpoint(checkpoint)
