@@ -17,8 +17,8 @@ from core.colour import DEFAULT_BINS, check_bins
 from core.cpu import torch_threads_for
 from core.errors import ModelFileError, NoTrainedModelError
 from core.files import atomic_path, content_hash
-from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, PROJECTION_DIM, Aladin, ModelConfig, build_model
 from core.granulometry import GRANULOMETRY_DIM
+from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, PROJECTION_DIM, Aladin, ModelConfig, build_model
 from core.silhouette import SILHOUETTE_DIM
 from core.texture import PATTERN_DIM, TEXTURE_DIM
 from core.whitening import Whitening
