@@ -61,6 +61,12 @@ def test_cataclysm_groups_are_tileset_and_kind_without_borrowed_or_shared_sheets
               [{"id": "mon_dog", "fg": 4}], [{"id": "mon_cat", "fg": 6}]])
     _tileset(gfx / "Beta", [("shared.png", [(1, 2, 3), (4, 5, 6)])], [[{"id": "mon_cat", "fg": 0}]])
     _tileset(gfx / "ASCIITileset", [("tiles.png", [red, green])], [[{"id": "mon_zombie", "fg": 0}]])
+    (gfx / "Broken").mkdir()
+    (gfx / "Broken" / "tile_config.json").write_text('{"tiles-new": [{"file": ')  # cut short: skipped whole
+    _tileset(gfx / "Zero", [("tiles.png", [red])], [[{"id": "mon_zombie", "fg": 0}]])
+    config = json.loads((gfx / "Zero" / "tile_config.json").read_text())
+    config["tile_info"] = [{"width": 0, "height": 8}]
+    (gfx / "Zero" / "tile_config.json").write_text(json.dumps(config))  # no cells, no division by zero
 
     groups = {g.name: g for g in discover_cataclysm(Context(root=tmp_path))}
     assert sorted((name, len(g.items)) for name, g in groups.items()) == [

@@ -6,9 +6,9 @@ closest thing in Debian main to the benchmark's "one subject in every style",
 without being an icon set or a deck. A tileset's ``tile_config.json`` names
 every sprite (``mon_zombie``, ``t_wall``, ``f_chair``, ``vp_seat``), so a group
 is one tileset's sprites of one kind, each recorded with its sprite id as its
-content. Tilesets borrow: "filler" and
-"incomplete" sheets are other tilesets' art, and a sheet whose bytes occur in
-two tilesets is nobody's own, so both are skipped.
+content. Tilesets borrow: "filler" and "incomplete" sheets are other tilesets'
+art, and a sheet whose bytes occur in two tilesets is nobody's own, so both are
+skipped. A tileset whose configuration cannot be read is skipped whole.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def tileset_sheets(folder: Path, config: dict) -> list[Sheet]:
         path = folder / entry["file"]
         size = (int(entry.get("sprite_width", default[0])), int(entry.get("sprite_height", default[1])))
         width, height = image_size(path) or (0, 0)
-        columns = width // size[0]
-        cells = columns * (height // size[1])
+        columns = width // size[0] if min(size) > 0 else 0
+        cells = columns * (height // size[1]) if columns else 0
         sheets.append(Sheet(path, size, first, columns, cells))
         first += cells
     return sheets
@@ -97,25 +97,28 @@ def sprite_kind(sprite_id: str) -> str | None:
     return "items"
 
 
-def _shared_sheets(tilesets: list[Path]) -> set[str]:
-    """Digests of sheet files found in more than one tileset."""
-    owners: dict[str, set[str]] = {}
+def shared_sheets(tilesets: list[Path]) -> set[Path]:
+    """Sheet files whose bytes occur in more than one tileset."""
+    holders: dict[str, list[Path]] = {}
     for folder in tilesets:
         for path in files(folder, PNG):
-            owners.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), set()).add(folder.name)
-    return {digest for digest, names in owners.items() if len(names) > 1}
+            holders.setdefault(hashlib.sha256(path.read_bytes()).hexdigest(), []).append(path)
+    return {path for paths in holders.values() if len({p.parent for p in paths}) > 1 for path in paths}
 
 
-def tileset_groups(folder: Path, shared: set[str]) -> dict[str, list[Item]]:
+def tileset_groups(folder: Path, shared: set[Path]) -> dict[str, list[Item]]:
     """A tileset's own sprites by kind, one per sprite (the first variant of the first id drawn with it).
 
     The sprite id is the item's content: other tilesets draw the same id, so an
     evaluation can count "same thing, other tileset" mistakes (the content trap).
     """
-    config = json.loads((folder / "tile_config.json").read_text(encoding="utf-8", errors="replace"))
-    sheets = tileset_sheets(folder, config)
-    usable = {s.path for s in sheets if s.cells and not any(fnmatch.fnmatch(s.path.name, p) for p in CDDA_BORROWED)
-              and hashlib.sha256(s.path.read_bytes()).hexdigest() not in shared}
+    try:
+        config = json.loads((folder / "tile_config.json").read_text(encoding="utf-8", errors="replace"))
+        sheets = tileset_sheets(folder, config)
+    except (OSError, ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return {}
+    usable = {s.path for s in sheets if s.cells and s.path not in shared
+              and not any(fnmatch.fnmatch(s.path.name, p) for p in CDDA_BORROWED)}
     kinds: dict[str, list[Item]] = {}
     seen: set[tuple[Path, Box]] = set()
     for entry in (tile for block in config.get("tiles-new", []) for tile in block.get("tiles", [])):
@@ -140,7 +143,7 @@ def discover_cataclysm(ctx: Context) -> Iterator[GroupSpec]:
     """One group per tileset and kind of thing (creatures, terrain, furniture, vehicle parts, items)."""
     gfx = ctx.path(CDDA_GFX)
     tilesets = [f for f in subfolders(gfx, CDDA_SKIP_TILESETS) if (f / "tile_config.json").is_file()]
-    shared = _shared_sheets(tilesets)
+    shared = shared_sheets(tilesets)
     for folder in tilesets:
         for kind, items in sorted(tileset_groups(folder, shared).items()):
             yield GroupSpec(f"{folder.name} {kind}", items)
