@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.colour import DEFAULT_BINS  # noqa: E402
 from core.embedder import Embedder, fused_cues, l2_normalise  # noqa: E402
-from core.modelfile import load_model, vector_layout  # noqa: E402
+from core.modelfile import CUES, load_model, vector_layout  # noqa: E402
 from core.whitening import Whitening  # noqa: E402
 from trainer.evaluate import colour_bins_argument, embed_manifest  # noqa: E402
 from trainer.export import whiten_argument, whitening_paths  # noqa: E402
@@ -106,8 +106,7 @@ def descriptors_only(chosen: Embedder, raw: np.ndarray) -> np.ndarray:
     """The chosen descriptors in their chosen proportions without the network, for reference (a model file
     always keeps some network). ``raw`` holds every descriptor's part, as the probe embedder made it."""
     parts, start = [], chosen.net_dim
-    for cue in fused_cues(replace(chosen.model.info, pattern_weight=PROBE, texture_weight=PROBE,
-                                  colour_weight=PROBE, silhouette_weight=PROBE, granulometry_weight=PROBE)):
+    for cue in fused_cues(replace(chosen.model.info, **{f"{name}_weight": PROBE for name in CUES})):
         weight = float(getattr(chosen.model.info, f"{cue.name}_weight"))
         if weight == 0:
             start += cue.dim

@@ -163,6 +163,9 @@ def add_data_arguments(p: argparse.ArgumentParser, test: float = 0.0) -> None:
                         "test of a run that held them out (train --test-sources)")
 
 
+# The options that fuse descriptors with a model, as error messages name them.
+FUSION_FLAGS = ", ".join(f"--{name}-weight" for name in CUES) + ", --cue-size and --colour-bins"
+
 CUE_HELP = {"colour": "the HSV colour histogram (sec. 5.6 'Fused')", "texture": "the gradient (texture) histogram",
             "pattern": "the local-binary-pattern histogram",
             "silhouette": "the silhouette histogram (how transparency is drawn)",
@@ -354,8 +357,7 @@ def embed_subject(args: argparse.Namespace, samples: list[Sample], subjects: Sub
     """
     fusion = fusion_options(args)
     if args.baseline and fusion:
-        raise DataError("--colour-weight, --texture-weight, --pattern-weight, --silhouette-weight, --granulometry-weight, --cue-size and --colour-bins fuse "
-                        "descriptors with a model; drop --baseline")
+        raise DataError(f"{FUSION_FLAGS} fuse descriptors with a model; drop --baseline")
     paths = [s.path for s in samples]
     embedder = None
     if subjects.model is not None:

@@ -40,7 +40,7 @@ from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.corpora.reserved import reserved_reason
 from trainer.data import decode_for_eval
 from trainer.errors import CheckpointError, DataError
-from trainer.evaluate import add_fusion_arguments, fusion_options, raw_in_batches
+from trainer.evaluate import FUSION_FLAGS, add_fusion_arguments, fusion_options, raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.provenance import NOTE, TrainingSet
 from trainer.splits import plan_by_project
@@ -190,9 +190,8 @@ def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str 
     fusion = fusion or {}
     if checkpoint.suffix == ".safetensors":
         if embedding is not None or standardise is not None or (fit_on is not None and whiten is None):
-            raise DataError("a model file keeps its vector and statistics: only --name, --colour-weight, "
-                            "--texture-weight, --pattern-weight, --silhouette-weight, --granulometry-weight, --cue-size, --colour-bins and --whiten (with "
-                            "--fit-on) apply to it")
+            raise DataError(f"a model file keeps its vector and statistics: only --name, {FUSION_FLAGS} and "
+                            "--whiten (with --fit-on) apply to it")
         return reexport(checkpoint, out, name, fusion, whiten, fit_on, fit_max, device, workers)
     state = load_checkpoint(checkpoint)
     config = state["config"]
