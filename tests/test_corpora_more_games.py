@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from trainer.corpora.imaging import RenderError
 from trainer.corpora.more_games import (
-    CDDA_GFX, FREECOL_IMAGES, discover_cataclysm, discover_freecol, first_sprite, sprite_kind,
+    CDDA_GFX, FREECOL_IMAGES, REDECLIPSE_DATA, colour_maps, discover_cataclysm, discover_freecol,
+    discover_redeclipse, first_sprite, sprite_kind,
 )
 from trainer.corpora.spec import Context
 
@@ -87,3 +89,27 @@ def test_freecol_takes_one_picture_per_thing_per_kind(tmp_path):
     groups = {g.name: sorted(Path(i.key).name for i in g.items) for g in discover_freecol(Context(root=tmp_path))}
     assert groups == {"units": ["caravel.png", "farmer.png"], "buildings": ["church.png"],
                       "settlements": [], "forest": []}
+
+
+def test_red_eclipse_keeps_colour_maps_of_each_artists_folder(tmp_path):
+    names = ["brick01.png", "brick01_n.png", "brick01_s.png", "metal01d.jpg", "metal01n.jpg", "floor01a_d.png",
+             "floor01_local.png", "normal.png", "masks.png", "arid_bk.jpg", "barlight-n.jpg", "bricks_c.png"]
+    kept = [p.name for p in colour_maps([Path(n) for n in names])]
+    assert kept == ["brick01.png", "metal01d.jpg", "floor01a_d.png", "bricks_c.png"]
+
+    folder = tmp_path / REDECLIPSE_DATA / "trak"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (64, 96, 3), dtype=np.uint8)).save(folder / "brick1.png")
+    Image.new("RGB", (64, 64), (128, 128, 255)).save(folder / "panel2.png")  # a normal map, named plainly
+    Image.new("RGB", (64, 64), (90, 90, 90)).save(folder / "grime3.png")  # grey: a specular map
+    (tmp_path / REDECLIPSE_DATA / "skyboxes").mkdir()
+    Image.new("RGB", (64, 64), (20, 40, 200)).save(tmp_path / REDECLIPSE_DATA / "skyboxes" / "sky_up.png")
+    groups = {g.name: g.items for g in discover_redeclipse(Context(root=tmp_path))}
+    assert [Path(i.key).name for i in groups["trak"]] == ["brick1.png", "grime3.png", "panel2.png"]
+    assert all(not items for name, items in groups.items() if name != "trak")
+    picture, grey, normal = groups["trak"]
+    assert picture.render(64).size == (96, 64)  # the whole picture, shorter side set
+    for item in (grey, normal):
+        with pytest.raises(RenderError):
+            item.render(64)

@@ -1,4 +1,4 @@
-"""Game-art sources of the second build: Cataclysm: DDA's community tilesets and FreeCol.
+"""Game-art sources of the second build: Cataclysm: DDA's community tilesets, FreeCol, Red Eclipse's textures.
 
 Cataclysm: Dark Days Ahead ships tilesets by different artists that draw the
 *same* things (a zombie, a wall, a car seat) each in its own hand: the
@@ -16,12 +16,17 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+from PIL import Image
+
 from trainer.corpora.games import PNG, first_frames, image_size, sprites, subfolders
-from trainer.corpora.spec import Box, Context, GroupSpec, Item, Source, files, sheet_crop
+from trainer.corpora.imaging import RenderError, fit_scene, load_raster
+from trainer.corpora.spec import RASTER, Box, Context, GroupSpec, Item, Source, files, sheet_crop
 
 CDDA_GFX = "usr/share/games/cataclysm-dda/gfx"
 # Sheets drawn by others: borrowed from another tileset to fill gaps, or placeholders.
@@ -169,6 +174,50 @@ def discover_freecol(ctx: Context) -> Iterator[GroupSpec]:
         yield GroupSpec(kind, sprites(first_frames(paths)))
 
 
+# ------------------------------------------------------------ Red Eclipse
+
+REDECLIPSE_DATA = "usr/share/games/redeclipse/data"
+# Texture packs, each folder one artist's (the copyright file credits most of them by name); skyboxes,
+# map shots, crosshairs, particles, weapons and interface pictures are left out.
+REDECLIPSE_ARTISTS = ("appleflap", "dziq", "freezurbern", "jojo", "jwin", "luckystrike", "mikeplus64", "nieb",
+                      "nobiax", "philipk", "snipergoth", "torley", "trak", "ulukai", "unnamed", "wicked")
+# Maps beside a texture's colour map: normal, specular, height, glow, gloss ... as "_n", "-n", a letter
+# after the number ("metal01n") or the whole name ("normal.png"); a colour map is named plainly or ends
+# in "d" or "c" ("floor01a_d", "metal01d", "bricks_c"). Skybox faces ("_bk", "_up" ...) are skies, not
+# materials. Maps named like colour maps are caught by their pixels (_texture).
+_MATERIAL_MAP = re.compile(r"([_-](n|s|z|g|h|b|nm|local|add|spec|gloss|norm|normal|height|bump|mask|glow|alpha)"
+                           r"|\d(n|s|z|g|h|nm)|^(normals?|norm|masks?|spec|specular|glow|gloss|height|bump)"
+                           r"|_(bk|dn|ft|lf|rt|up))$", re.IGNORECASE)
+# A grey picture is a specular, height or gloss map far more often than a colour map.
+GREY_SATURATION = 0.02
+
+
+def colour_maps(paths: list[Path]) -> list[Path]:
+    """The colour (diffuse) maps among a texture pack's files."""
+    return [p for p in paths if not _MATERIAL_MAP.search(p.stem)]
+
+
+def _texture(path: Path):
+    def render(size: int) -> Image.Image:
+        img = load_raster(path).convert("RGB")
+        small = np.asarray(img.resize((16, 16)), np.float32).reshape(-1, 3)
+        mean = small.mean(0)
+        if mean[2] > 180 and abs(mean[0] - 128) < 40 and abs(mean[1] - 128) < 40:
+            raise RenderError(f"{path}: a normal map")  # named like a colour map
+        if ((small.max(1) - small.min(1)) / np.maximum(small.max(1), 1)).mean() < GREY_SATURATION:
+            raise RenderError(f"{path}: grey, a specular or height map")
+        return fit_scene(img, size)
+    return render
+
+
+def discover_redeclipse(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per texture artist's folder: its colour maps, each the whole picture."""
+    data = ctx.path(REDECLIPSE_DATA)
+    for artist in REDECLIPSE_ARTISTS:
+        paths = colour_maps(files(data / artist, RASTER))
+        yield GroupSpec(artist, [Item(str(p), p, _texture(p)) for p in paths])
+
+
 MORE_GAME_SOURCES: tuple[Source, ...] = (
     Source("cataclysm", ("cataclysm-dda-data",),
            "Community tilesets that draw the same creatures, terrain, furniture, vehicle parts and items each "
@@ -176,4 +225,7 @@ MORE_GAME_SOURCES: tuple[Source, ...] = (
            discover_cataclysm),
     Source("freecol", ("freecol",),
            "Units, buildings, settlements and forests: one painted isometric style per kind.", discover_freecol),
+    Source("redeclipse", ("redeclipse-data",),
+           "Texture packs, one group per artist's folder: an artist's materials share their palette, "
+           "wear and way of painting.", discover_redeclipse),
 )
