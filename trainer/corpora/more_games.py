@@ -19,7 +19,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -128,11 +128,10 @@ def tileset_groups(folder: Path, shared: set[Path]) -> dict[str, list[Item]]:
     seen: set[tuple[Path, Box]] = set()
     for entry in (tile for block in config.get("tiles-new", []) for tile in block.get("tiles", [])):
         ids = entry.get("id")
+        fg, bg = first_sprite(entry.get("fg")), first_sprite(entry.get("bg"))
         for sprite_id in ids if isinstance(ids, list) else [ids]:
             kind = sprite_kind(str(sprite_id))
-            index = first_sprite(entry.get("fg"))
-            if index is None and kind == "terrain":
-                index = first_sprite(entry.get("bg"))
+            index = bg if fg is None and kind == "terrain" else fg  # terrain may be drawn as background only
             located = sprite_box(sheets, index) if kind and index is not None else None
             if located is None or located[0].path not in usable or (located[0].path, located[1]) in seen:
                 continue
@@ -197,7 +196,8 @@ def colour_maps(paths: list[Path]) -> list[Path]:
     return [p for p in paths if not _MATERIAL_MAP.search(p.stem)]
 
 
-def _texture(path: Path):
+def _texture(path: Path) -> Callable[[int], Image.Image]:
+    """A texture as a scene, refusing normal and grey maps that are named like colour maps."""
     def render(size: int) -> Image.Image:
         img = load_raster(path).convert("RGB")
         small = np.asarray(img.resize((16, 16)), np.float32).reshape(-1, 3)
