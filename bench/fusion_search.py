@@ -1,8 +1,9 @@
 """Choose the bundled model's fusion weights on out-of-domain validation, and only there.
 
-The search vector fuses up to five unit vectors (core.embedder.Embedder.finish): the network's, an HSV
+The search vector fuses up to seven unit vectors (core.embedder.Embedder.finish): the network's, an HSV
 colour histogram, a gradient (texture) histogram, a local-binary-pattern histogram, a silhouette
-histogram (how transparency is drawn) and a granulometry (widths of bright and dark structures). This script embeds every image of the
+histogram (how transparency is drawn), a granulometry (widths of bright and dark structures) and the
+patterns by contrast level (LBP/C). This script embeds every image of the
 validation manifest once through the app's own path (``Embedder.raw_from_pixels`` at the cue
 size), then scores each weighting of the grid with ``Embedder.finish``: no image is embedded twice.
 
@@ -13,7 +14,7 @@ mAP (trainer.metrics.mean_over), the figures the issue's "Done when" asks about.
 benchmark (icons, cards) is never looked at while choosing; ``--benchmark DIR`` scores only the
 chosen weighting on it afterwards, beside the descriptors alone for reference.
 
-With ``--whiten P,S [P,S ...] --fit-on MANIFEST`` every weighting is also scored whitened
+With ``--whiten P,S[,K] [P,S[,K] ...] --fit-on MANIFEST`` every weighting is also scored whitened
 (:mod:`core.whitening`): for each setting a whitening is fitted on that weighting's vectors of the
 fit images (training images, never validation ones; reserved images left out), as ``trainer export
 --whiten`` fits it, and the whitening settings (none among them) become one more axis of the grid.
@@ -42,7 +43,7 @@ from core.embedder import Embedder, fused_cues, l2_normalise  # noqa: E402
 from core.modelfile import CUES, load_model, vector_layout  # noqa: E402
 from core.whitening import Whitening  # noqa: E402
 from trainer.evaluate import colour_bins_argument, embed_manifest  # noqa: E402
-from trainer.export import whiten_argument, whitening_paths  # noqa: E402
+from trainer.export import WhitenSettings, whiten_argument, whitening_paths  # noqa: E402
 from trainer.manifest import read_manifest  # noqa: E402
 from trainer.metrics import by_source, mean_over, score_queries, summarise  # noqa: E402
 
@@ -51,6 +52,7 @@ PATTERN_WEIGHTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
 TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the other parts leave to colour and texture
 SILHOUETTE_WEIGHTS = (0.0,)
 GRANULOMETRY_WEIGHTS = (0.0,)
+CONTRAST_WEIGHTS = (0.0,)
 PROBE = 0.1  # any weights above zero make raw_from_pixels compute every part
 
 
@@ -82,19 +84,20 @@ def write_report(path: Path | None, report: dict) -> None:
 
 
 def weighted(embedder: Embedder, network: float, pattern: float, texture_share: float,
-             silhouette: float = 0.0, granulometry: float = 0.0) -> Embedder:
-    rest = 1.0 - network - pattern - silhouette - granulometry
+             silhouette: float = 0.0, granulometry: float = 0.0, contrast: float = 0.0) -> Embedder:
+    rest = 1.0 - network - pattern - silhouette - granulometry - contrast
     info = replace(embedder.model.info, colour_weight=round(rest * (1 - texture_share), 6),
                    texture_weight=round(rest * texture_share, 6), pattern_weight=pattern,
-                   silhouette_weight=silhouette, granulometry_weight=granulometry)
+                   silhouette_weight=silhouette, granulometry_weight=granulometry, contrast_weight=contrast)
     return Embedder(replace(embedder.model, info=info), device=str(embedder.device))
 
 
-def finisher(embedder: Embedder, fit_raw: np.ndarray | None, whiten: tuple[float, float] | None):
+def finisher(embedder: Embedder, fit_raw: np.ndarray | None, whiten: WhitenSettings | None):
     """``embedder.finish``, followed by a whitening fitted on ``fit_raw``'s vectors when ``whiten`` is set."""
     if whiten is None:
         return embedder.finish
-    whitening = Whitening.fit(embedder.finish(fit_raw), *whiten, vector_layout(embedder.model.info))
+    whitening = Whitening.fit(embedder.finish(fit_raw), whiten.power, whiten.shrink,
+                              vector_layout(embedder.model.info), whiten.dims)
     return lambda raw: whitening.apply(embedder.finish(raw))
 
 
@@ -133,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="weights of the silhouette histogram (default: 0 only)")
     p.add_argument("--granulometry-weights", type=floats, default=GRANULOMETRY_WEIGHTS, metavar="W,W",
                    help="weights of the granulometry (default: 0 only)")
-    p.add_argument("--whiten", type=whiten_argument, nargs="+", default=None, metavar="POWER,SHRINK",
+    p.add_argument("--contrast-weights", type=floats, default=CONTRAST_WEIGHTS, metavar="W,W",
+                   help="weights of the patterns by contrast level (default: 0 only)")
+    p.add_argument("--whiten", type=whiten_argument, nargs="+", default=None, metavar="POWER,SHRINK[,DIMS]",
                    help="also score each weighting whitened with these settings (needs --fit-on)")
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
                    help="training images the whitenings are fitted on")
@@ -149,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     model = replace(load_model(args.model), whitening=None)
     probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE,
                     silhouette_weight=PROBE if any(args.silhouette_weights) else 0.0,
-                    granulometry_weight=PROBE if any(args.granulometry_weights) else 0.0, cue_size=args.cue_size,
+                    granulometry_weight=PROBE if any(args.granulometry_weights) else 0.0,
+                    contrast_weight=PROBE if any(args.contrast_weights) else 0.0, cue_size=args.cue_size,
                     colour_bins=args.colour_bins)
     embedder = Embedder(replace(model, info=probe))
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
@@ -161,21 +167,23 @@ def main(argv: list[str] | None = None) -> int:
         fit_raw = embed_raw(embedder, args.fit_on, args.workers, fit_paths)[0]
         print(f"whitening fit: {len(fit_raw)} images of {args.fit_on}")
     rows = []
-    for network, pattern, share, silhouette, granulometry, whiten in itertools.product(
+    for network, pattern, share, silhouette, granulometry, contrast, whiten in itertools.product(
             args.network_weights, args.pattern_weights, args.texture_shares, args.silhouette_weights,
-            args.granulometry_weights, [None, *(args.whiten or [])]):
-        finish = finisher(weighted(embedder, network, pattern, share, silhouette, granulometry), fit_raw, whiten)
+            args.granulometry_weights, args.contrast_weights, [None, *(args.whiten or [])]):
+        finish = finisher(weighted(embedder, network, pattern, share, silhouette, granulometry, contrast), fit_raw,
+                          whiten)
         row = {"network": network, "pattern": pattern, "texture_share": share, "silhouette": silhouette,
-               "granulometry": granulometry, "whiten": whiten, **figures(finish(raw), groups, sources)}
+               "granulometry": granulometry, "contrast": contrast, "whiten": whiten,
+               **figures(finish(raw), groups, sources)}
         rows.append(row)
         print(f"network {network:.3f} pattern {pattern:.2f} texture share {share:.2f} silhouette {silhouette:.3f} "
-              f"granulometry {granulometry:.3f} "
+              f"granulometry {granulometry:.3f} contrast {contrast:.3f} "
               f"whiten {whiten}: source P@1 "
               f"{row['source_P@1']:.4f} mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
               f"criterion {row['criterion']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["criterion"])
     chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"], best["silhouette"],
-                      best["granulometry"])
+                      best["granulometry"], best["contrast"])
     chosen_finish = finisher(chosen, fit_raw, best["whiten"])
     reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}

@@ -57,7 +57,7 @@ def embedded(cache: Path) -> tuple[np.ndarray, np.ndarray]:
         rng = np.random.default_rng(0)
         jobs = [(s, v) for s in range(STYLES) for v in range(VARIANTS)]
         jobs += [(int(s), VARIANTS + i) for i, s in enumerate(rng.integers(0, STYLES, QUERIES))]
-        raw = np.zeros((len(jobs), embedder.dim), np.float32)
+        raw = np.zeros((len(jobs), embedder.raw_dim), np.float32)
         t0 = time.perf_counter()
         for start in range(0, len(jobs), 512):
             part = jobs[start:start + 512]

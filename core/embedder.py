@@ -29,7 +29,7 @@ from core.granulometry import granulometry_histograms
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, makes_raw_vectors_of, vector_layout
 from core.silhouette import silhouette_histograms
-from core.texture import pattern_histograms, texture_histograms, texture_vector
+from core.texture import contrast_histograms, pattern_histograms, texture_histograms, texture_vector
 from core.whitening import Whitening
 
 log = logging.getLogger(__name__)
@@ -75,7 +75,8 @@ def fused_cues(info: ModelInfo) -> list[Cue]:
              "texture": (texture_histograms, texture_vector),
              "pattern": (pattern_histograms, hellinger),
              "silhouette": (silhouette_histograms, hellinger, True),
-             "granulometry": (granulometry_histograms, hellinger)}
+             "granulometry": (granulometry_histograms, hellinger),
+             "contrast": (contrast_histograms, hellinger)}
     return [Cue(name, float(getattr(info, f"{name}_weight")), dim, *kinds[name])
             for name, dim in cue_dims(info).items()]
 
@@ -177,9 +178,16 @@ class Embedder:
         return self.model.info.reads_alpha
 
     @property
-    def dim(self) -> int:
-        """Length of raw and finished vectors: the network part plus the fused descriptors' parts, if any."""
+    def raw_dim(self) -> int:
+        """Length of raw vectors (what a library stores): the network part plus the fused descriptors' parts."""
         return self.net_dim + sum(cue.dim for cue in self.cues)
+
+    @property
+    def dim(self) -> int:
+        """Length of finished vectors (what search compares): shorter than raw ones under a whitening that keeps
+        only its strongest directions."""
+        whitening = self.whitening
+        return whitening.out_dim if whitening is not None else self.raw_dim
 
     def _autocast(self):
         if self.device.type == "cuda":
@@ -289,7 +297,7 @@ class Embedder:
     def _embed_decoded(self, decoded: list[Decoded]) -> "_Embedded":
         good = [i for i, d in enumerate(decoded) if d.error is None]
         raw = (self.raw_from_pixels(np.stack([decoded[i].pixels for i in good])) if good
-               else np.zeros((0, self.dim), np.float32))
+               else np.zeros((0, self.raw_dim), np.float32))
         usable = self._finite_rows(raw)
         for i in np.flatnonzero(~usable):
             decoded[good[i]].error = NON_FINITE

@@ -20,7 +20,7 @@ from core.files import atomic_path, content_hash
 from core.granulometry import GRANULOMETRY_DIM
 from core.model import MAX_INPUT_SIZE, MIN_INPUT_SIZE, PROJECTION_DIM, Aladin, ModelConfig, build_model
 from core.silhouette import SILHOUETTE_DIM
-from core.texture import PATTERN_DIM, TEXTURE_DIM
+from core.texture import CONTRAST_DIM, PATTERN_DIM, TEXTURE_DIM
 from core.whitening import Whitening
 
 log = logging.getLogger(__name__)
@@ -33,16 +33,18 @@ FORMAT_VERSION = 1
 DESCRIPTOR_FORMAT_VERSION = 2
 # A file that whitens its vectors is version 3, for the same reason, and one that fuses silhouettes
 # (core.silhouette), whose pixels carry opacity, version 4; one that fuses a granulometry
-# (core.granulometry), version 5.
+# (core.granulometry), version 5; one that fuses contrast patterns (core.texture) or whose whitening keeps
+# fewer directions than its vectors have (core.whitening), version 6.
 WHITENED_FORMAT_VERSION = 3
 SILHOUETTE_FORMAT_VERSION = 4
 GRANULOMETRY_FORMAT_VERSION = 5
+CONTRAST_FORMAT_VERSION = 6
 READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION, SILHOUETTE_FORMAT_VERSION,
-                     GRANULOMETRY_FORMAT_VERSION)
+                     GRANULOMETRY_FORMAT_VERSION, CONTRAST_FORMAT_VERSION)
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
 # Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
-CUES = ("colour", "texture", "pattern", "silhouette", "granulometry")
+CUES = ("colour", "texture", "pattern", "silhouette", "granulometry", "contrast")
 BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -74,7 +76,8 @@ class ModelInfo:
     HSV colour histogram with it (core.colour), a ``texture_weight`` above zero a histogram of
     gradients and a ``pattern_weight`` one of local binary patterns (core.texture), a ``silhouette_weight``
     one of how transparency is drawn (core.silhouette), a ``granulometry_weight`` one of the widths of
-    bright and dark structures (core.granulometry), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    bright and dark structures (core.granulometry), a ``contrast_weight`` one of local binary patterns by
+    how strongly their edges step (core.texture), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
     size), the network sees the same pixels scaled to its input size: line work needs more pixels than
     a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
@@ -91,6 +94,7 @@ class ModelInfo:
     pattern_weight: float = 0.0
     silhouette_weight: float = 0.0
     granulometry_weight: float = 0.0
+    contrast_weight: float = 0.0
     cue_size: int = 0
     trained: bool = True
     training_data: str = ""
@@ -198,13 +202,15 @@ def distinct_names(first: tuple[str, str], second: tuple[str, str]) -> tuple[str
     return f"{a!r} (checksum {a_sum[:width]})", f"{b!r} (checksum {b_sum[:width]})"
 
 
-def format_version(info: ModelInfo, whitened: bool = False) -> int:
-    """The oldest file format that holds ``info`` without changing what its vectors mean."""
+def format_version(info: ModelInfo, whitening: Whitening | None = None) -> int:
+    """The oldest file format that holds ``info`` and ``whitening`` without changing what its vectors mean."""
+    if info.contrast_weight > 0 or (whitening is not None and whitening.out_dim < whitening.dim):
+        return CONTRAST_FORMAT_VERSION
     if info.granulometry_weight > 0:
         return GRANULOMETRY_FORMAT_VERSION
     if info.reads_alpha:
         return SILHOUETTE_FORMAT_VERSION
-    if whitened:
+    if whitening is not None:
         return WHITENED_FORMAT_VERSION
     descriptors = info.texture_weight > 0 or info.pattern_weight > 0 or info.cue_size != 0
     return DESCRIPTOR_FORMAT_VERSION if descriptors else FORMAT_VERSION
@@ -232,7 +238,7 @@ def save_model(path: str | Path, net: Aladin, info: ModelInfo, post: PostProcess
         # Half precision halves the file (a 1,216-value matrix is 5.9 MB in float32); retrieval on
         # validation and the benchmark was the same to the third decimal.
         tensors["whiten.matrix"] = torch.from_numpy(np.ascontiguousarray(whitening.matrix, dtype=np.float16))
-    meta = {"format": FORMAT, "format_version": format_version(info, whitening is not None), **info.to_record()}
+    meta = {"format": FORMAT, "format_version": format_version(info, whitening), **info.to_record()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
@@ -306,12 +312,13 @@ def makes_raw_vectors_of(model: LoadedModel, checksum: str) -> bool:
 def cue_dims(info: ModelInfo) -> dict[str, int]:
     """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
     dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM,
-            "silhouette": SILHOUETTE_DIM, "granulometry": GRANULOMETRY_DIM}
+            "silhouette": SILHOUETTE_DIM, "granulometry": GRANULOMETRY_DIM, "contrast": CONTRAST_DIM}
     return {name: dims[name] for name in CUES if getattr(info, f"{name}_weight") > 0}
 
 
 def vector_dim(info: ModelInfo) -> int:
-    """Length of the finished search vector of ``info``'s own embedding: the network part and its cues."""
+    """Length of the search vector of ``info``'s own embedding before any whitening: the network part and its
+    cues (raw vectors are as long)."""
     net = info.config.style_dim if info.embedding == "style" else PROJECTION_DIM
     return net + sum(cue_dims(info).values())
 
@@ -330,7 +337,7 @@ def _read_whitening(tensors: dict[str, torch.Tensor], info: ModelInfo, path: Pat
         raise ModelFileError(f"{path}: incomplete whitening (a file holds both {WHITEN_KEYS} or neither)")
     mean, matrix = (tensors[key].float().numpy() for key in WHITEN_KEYS)
     dim = vector_dim(info)
-    if mean.shape != (dim,) or matrix.shape != (dim, dim):
+    if mean.shape != (dim,) or matrix.ndim != 2 or matrix.shape[0] != dim or not 1 <= matrix.shape[1] <= dim:
         raise ModelFileError(f"{path}: whitening of shapes {mean.shape} and {matrix.shape} does not fit the "
                              f"model's {dim}-value vectors")
     if not (np.isfinite(mean).all() and np.isfinite(matrix).all()):

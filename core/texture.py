@@ -19,6 +19,11 @@ way edges run, patterns say how they are arranged at the finest scale (dithering
 steps, smooth ramps). The threshold was chosen on out-of-domain validation with half of the images
 re-encoded as JPEG q80: a threshold within JPEG's noise makes a JPEG and a PNG of one drawing look
 different (MODEL.md, "Fusion weights").
+
+A third, :func:`contrast_histograms`, counts the same patterns joined with their local contrast (LBP/C, after
+Ojala et al.): the largest step from the pixel to any neighbour, in three levels. A soft anti-aliased edge
+and a hard black outline can make the same pattern; how far the light steps across it tells them apart.
+It sits beside the plain patterns, which weigh every edge alike (MODEL.md, "Contrast patterns").
 """
 
 from __future__ import annotations
@@ -40,6 +45,10 @@ _TOP = float(np.log1p(_GAIN * 4.5))
 PATTERN_DIM = 256
 # Halfway between grey levels, so float rounding never decides a bit of a grey picture.
 PATTERN_THRESHOLD = 2.5 / 255.0
+# Contrast levels of contrast_histograms: the largest step to a neighbour below 16 grey levels (shading,
+# anti-aliasing), below 64 (soft edges), or above (outlines, hard pixel steps).
+CONTRAST_STEPS = (16 / 255.0, 64 / 255.0)
+CONTRAST_DIM = PATTERN_DIM * (len(CONTRAST_STEPS) + 1)
 # The eight neighbours, clockwise from the top left: bit k of a pixel's pattern is neighbour k.
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
 # The smallest picture whose quarter-resolution view still has a gradient: 3 x 3 pixels there.
@@ -102,18 +111,40 @@ def texture_vector(histograms: np.ndarray) -> np.ndarray:
     return (root.reshape(n, TEXTURE_DIM) / np.sqrt(BLOCKS)).astype(np.float32)
 
 
+def _patterns(pixels: np.ndarray, steps: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """Each inner pixel's local binary pattern, and (when ``steps``) its largest step to a neighbour."""
+    _check(pixels)
+    y = _luminance(_rgb(pixels))
+    h, w = y.shape[1:]
+    centre = y[:, 1:-1, 1:-1]
+    codes = np.zeros(centre.shape, np.int64)
+    largest = np.zeros(centre.shape, np.float32) if steps else None
+    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
+        step = y[:, 1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] - centre
+        codes |= (step > PATTERN_THRESHOLD).astype(np.int64) << bit
+        if steps:
+            np.maximum(largest, np.abs(step), out=largest)
+    return codes, largest
+
+
 def pattern_histograms(pixels: np.ndarray) -> np.ndarray:
     """(N, H, W, 3) uint8 RGB to (N, PATTERN_DIM) L1-normalised counts of local binary patterns.
 
     Raises:
         ValueError: pixels smaller than ``MIN_SIZE`` on a side.
     """
-    _check(pixels)
-    y = _luminance(_rgb(pixels))
-    h, w = y.shape[1:]
-    centre = y[:, 1:-1, 1:-1]
-    codes = np.zeros(centre.shape, np.int64)
-    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-        codes |= ((y[:, 1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] - centre) > PATTERN_THRESHOLD).astype(np.int64) << bit
+    codes, _ = _patterns(pixels, steps=False)
     return row_counts(codes, PATTERN_DIM).astype(np.float32)
+
+
+def contrast_histograms(pixels: np.ndarray) -> np.ndarray:
+    """(N, H, W, 3) uint8 RGB to (N, CONTRAST_DIM) L1-normalised counts of local binary patterns by contrast
+    level: bin ``pattern * 3 + level``, so summing each pattern's three bins gives :func:`pattern_histograms`.
+
+    Raises:
+        ValueError: pixels smaller than ``MIN_SIZE`` on a side.
+    """
+    codes, largest = _patterns(pixels, steps=True)
+    levels = np.digitize(largest, CONTRAST_STEPS)
+    return row_counts(codes * (len(CONTRAST_STEPS) + 1) + levels, CONTRAST_DIM).astype(np.float32)
 

@@ -10,6 +10,10 @@ blown up. On art none of the model's data came from (resources/models/MODEL.md, 
 fusion weights chosen again under it, the bundled model's mean of per-source P@1 and mAP rose from 0.484
 to 0.535, icon-theme P@1 / mAP from 0.550 / 0.184 to 0.617 / 0.211 and card-deck mAP from 0.564 to 0.649.
 
+A whitening can also keep only the strongest principal directions (``dims``): the weakest hold what
+the fit saw least of, and cutting them makes every vector in the index and every comparison shorter.
+The default keeps 1,024 of 2,023 and scores as the full whitening does (MODEL.md, "Contrast patterns").
+
 A whitening is fitted once, on training images, and stored in the model file
 (:mod:`core.modelfile`), so a model's vectors never depend on the library they are in.
 """
@@ -23,7 +27,9 @@ import numpy as np
 
 @dataclass
 class Whitening:
-    """``(v - mean) @ matrix``, then unit length; ``matrix`` is square and symmetric.
+    """``(v - mean) @ matrix``, then unit length; ``matrix`` is (D, K) with K <= D: each column a principal
+    direction scaled by its variance's power (a square, symmetric matrix in files from before reduced
+    whitenings, which rotated back; cosines are the same).
 
     ``fitted_for`` names the vectors it was fitted on (:func:`core.modelfile.vector_layout`): the same
     model with other fusion weights or another input size makes other vectors, which it must not touch.
@@ -35,7 +41,13 @@ class Whitening:
 
     @property
     def dim(self) -> int:
+        """Length of the vectors it whitens."""
         return len(self.mean)
+
+    @property
+    def out_dim(self) -> int:
+        """Length of the vectors it makes."""
+        return self.matrix.shape[1]
 
     def apply(self, vectors: np.ndarray) -> np.ndarray:
         out = (np.asarray(vectors, np.float32) - self.mean) @ self.matrix
@@ -43,11 +55,13 @@ class Whitening:
         return (out / np.maximum(norms, 1e-12)).astype(np.float32)
 
     @classmethod
-    def fit(cls, vectors: np.ndarray, power: float, shrink: float, fitted_for: tuple = ()) -> "Whitening":
+    def fit(cls, vectors: np.ndarray, power: float, shrink: float, fitted_for: tuple = (),
+            dims: int | None = None) -> "Whitening":
         """Fit on ``vectors`` (N, D): each principal direction scaled by ``variance ** -(power / 2)``.
 
         ``power`` 1 whitens fully, 0 only centres; ``shrink`` in [0, 1] mixes the covariance with
-        the identity times its mean variance first.
+        the identity times its mean variance first; ``dims`` keeps that many of the strongest
+        directions (None or D: all).
 
         Raises:
             ValueError: fewer than two vectors, non-finite values, or settings out of range.
@@ -59,6 +73,9 @@ class Whitening:
             raise ValueError("whitening cannot be fitted on NaN or infinite values")
         if not 0.0 <= power <= 1.0 or not 0.0 <= shrink <= 1.0:
             raise ValueError(f"whitening power and shrink must lie in [0, 1], got {power} and {shrink}")
+        keep = x.shape[1] if dims is None else int(dims)
+        if not 1 <= keep <= x.shape[1]:
+            raise ValueError(f"a whitening keeps 1 to {x.shape[1]} directions of these vectors, not {dims}")
         mean = x.mean(0)
         centred = x - mean
         cov = centred.T @ centred / len(x)
@@ -66,6 +83,7 @@ class Whitening:
         cov = (1.0 - shrink) * cov + shrink * np.trace(cov) / dim * np.eye(dim)
         variances, directions = np.linalg.eigh(cov)
         floor = max(float(variances.max()), 1e-12) * 1e-9
-        scale = np.power(np.maximum(variances, floor), -power / 2.0)
-        matrix = (directions * scale) @ directions.T
+        strongest = np.argsort(variances)[::-1][:keep]
+        scale = np.power(np.maximum(variances[strongest], floor), -power / 2.0)
+        matrix = directions[:, strongest] * scale
         return cls(mean=mean.astype(np.float32), matrix=matrix.astype(np.float32), fitted_for=fitted_for)

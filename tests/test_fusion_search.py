@@ -20,11 +20,11 @@ def test_whitened_weightings_are_scored_beside_plain_ones_and_fitted_on_the_fit_
     fit_on.write_text("\n".join(r for r in rows if "/seen/" in r or r.startswith("path")) + "\n")
     common = ["--model", str(model), "--validation", str(two_sources), "--cue-size", "32", "--workers", "0",
               "--network-weights", "0.2", "--pattern-weights", "0.3", "--texture-shares", "0.5,0.8"]
-    assert main(common + ["--whiten", "0.5,0.8", "1,0", "--fit-on", str(fit_on), "--report", str(report)]) == 0
+    assert main(common + ["--whiten", "0.5,0.8", "1,0,4", "--fit-on", str(fit_on), "--report", str(report)]) == 0
     result = json.loads(report.read_text())
     grid = result["grid"]
     assert [(r["texture_share"], r["whiten"]) for r in grid] == [
-        (share, whiten) for share in (0.5, 0.8) for whiten in (None, [0.5, 0.8], [1.0, 0.0])]
+        (share, whiten) for share in (0.5, 0.8) for whiten in (None, [0.5, 0.8, None], [1.0, 0.0, 4])]
     assert result["fit_on"] == str(fit_on)
     assert "whitening fit: 12 images" in capsys.readouterr().out
     # Whitening changes the ranking, and differently for each setting.

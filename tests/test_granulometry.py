@@ -83,3 +83,23 @@ def test_a_model_that_fuses_a_granulometry_takes_format_5_and_embeds_it(tmp_path
                           granulometry_histograms(np.concatenate([_lines(1, True), _lines(5, False)])))
     kept = SearchVector.of_model(loaded.info, None).model_info("tuned", loaded.info.config)
     assert kept.granulometry_weight == 0.2, "a fine-tune keeps the base's granulometry"
+
+
+def test_a_model_that_fuses_contrast_patterns_takes_format_6_and_embeds_them(tmp_path):
+    from safetensors import safe_open
+
+    from core.texture import CONTRAST_DIM, contrast_histograms
+
+    info = ModelInfo(name="lbpc", config=ModelConfig(input_size=32), embedding="projection",
+                     pattern_weight=0.3, contrast_weight=0.1, granulometry_weight=0.2)
+    path = save_model(tmp_path / "lbpc.safetensors", build_model(info.config, seed=2), info)
+    loaded = load_model_file(path)
+    with safe_open(str(path), framework="pt") as fh:
+        version = json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
+    assert version == modelfile.CONTRAST_FORMAT_VERSION, "older programs refuse it instead of ignoring the weight"
+    pixels = np.concatenate([_lines(1, True), _lines(5, False)])
+    raw = Embedder(loaded, device="cpu").raw_from_pixels(pixels)
+    assert raw.shape[1] == modelfile.vector_dim(loaded.info) == 128 + 256 + GRANULOMETRY_DIM + CONTRAST_DIM
+    assert np.array_equal(raw[:, -CONTRAST_DIM:], contrast_histograms(pixels)), "the last part, after the others"
+    kept = SearchVector.of_model(loaded.info, None).model_info("tuned", loaded.info.config)
+    assert kept.contrast_weight == 0.1, "a fine-tune keeps the base's contrast patterns"

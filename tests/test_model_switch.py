@@ -243,3 +243,28 @@ def test_a_model_that_makes_the_same_raw_vectors_is_switched_to_without_re_embed
         assert len(ids) == IMAGES
         assert np.allclose(index.vectors(ids), new.finish(np.stack([after[int(i)] for i in ids])), atol=1e-6)
         assert not np.allclose(index.vectors(ids), old.finish(np.stack([after[int(i)] for i in ids])), atol=1e-3)
+
+
+def test_a_reexport_with_a_shorter_whitening_switches_without_reembedding_and_searches_the_shorter_vectors(
+        indexed, models, tmp_path):
+    from trainer.cli import main as trainer_main
+
+    lib, paths, searcher = indexed
+    old, _ = models
+    fit_on = tmp_path / "fit.csv"
+    fit_on.write_text("path,group\n" + "".join(f"{p},{p.parent.name}\n" for p in paths))
+    short = tmp_path / "short.safetensors"
+    assert trainer_main(["export", old.model.source, str(short), "--whiten", "0.5,0.5,6", "--fit-on", str(fit_on),
+                         "--workers", "0"]) == 0
+    new = Embedder(load_model_file(short), device="cpu")
+    assert new.dim == 6 < new.raw_dim == old.dim
+    before = top(searcher, paths[0])
+    progress = switch(lib, new)
+    reembedded = [(p.done, p.total) for p in progress if p.phase == REEMBED]
+    assert reembedded == [(IMAGES, IMAGES)], "the raw vectors are the same: all staged at once, none embedded"
+    assert SWITCHED in [p.phase for p in progress]
+    assert lib.model_record().dim == 6
+    after = top(Searcher(lib, new), paths[0])
+    assert len(after) == IMAGES - 1 and after != before
+    expected, _ = new.embed_paths([str(paths[0])], workers=0)
+    assert expected.shape == (1, 6)

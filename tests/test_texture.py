@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.texture import (BLOCK, BLOCKS, MAGNITUDE_BINS, MIN_SIZE, ORIENTATION_BINS, PATTERN_DIM, TEXTURE_DIM,
-                          pattern_histograms, texture_histograms, texture_vector)
+from core.texture import (BLOCK, BLOCKS, CONTRAST_DIM, MAGNITUDE_BINS, MIN_SIZE, ORIENTATION_BINS, PATTERN_DIM,
+                          TEXTURE_DIM, contrast_histograms, pattern_histograms, texture_histograms, texture_vector)
 
 
 def _grey(values: np.ndarray) -> np.ndarray:
@@ -89,7 +89,27 @@ def test_local_patterns_ignore_noise_below_the_threshold_and_tell_dithering_from
     assert h[2, 0b10101010] == pytest.approx(1.0 - h[2, 0], abs=1e-6)
 
 
-@pytest.mark.parametrize("describe", [texture_histograms, pattern_histograms])
+def test_contrast_patterns_tell_a_soft_edge_from_a_hard_one_that_make_the_same_pattern():
+    x = np.arange(48)
+    soft = _grey(np.broadcast_to(x * 5, (48, 48))[None])  # 5 grey levels a pixel: shading
+    medium = _grey(np.broadcast_to(np.minimum(x, 12) * 20, (48, 48))[None])  # 20 a pixel, then flat
+    hard = _grey(np.broadcast_to(np.where(x % 2, 250, 10), (48, 48))[None])  # stripes of 240 levels
+    pixels = np.concatenate([soft, medium, hard])
+    joint = contrast_histograms(pixels)
+    assert joint.shape == (3, CONTRAST_DIM) and np.allclose(joint.sum(1), 1.0)
+    # Each pattern's three contrast bins add up to the plain pattern histogram.
+    assert np.allclose(joint.reshape(3, PATTERN_DIM, 3).sum(2), pattern_histograms(pixels), atol=1e-6)
+    right_column = (1 << 2) | (1 << 3) | (1 << 4)
+    assert joint[0, right_column * 3 + 0] == 1.0, "steps of 5 levels are the weakest contrast"
+    assert joint[1, right_column * 3 + 1] == pytest.approx(11 / 46), "steps of 20 the middle one (columns 1-11)"
+    assert joint[1, 0] == pytest.approx(34 / 46), "the flat part none"
+    levels = joint[2].reshape(PATTERN_DIM, 3).sum(0)
+    assert levels[2] == 1.0, "every pixel of hard stripes steps by more than 64 levels"
+    flat = contrast_histograms(np.full((1, 16, 16, 3), 90, np.uint8))
+    assert flat[0, 0] == 1.0
+
+
+@pytest.mark.parametrize("describe", [texture_histograms, pattern_histograms, contrast_histograms])
 def test_pictures_too_small_for_the_coarsest_scale_are_refused(describe):
     describe(np.zeros((1, MIN_SIZE, MIN_SIZE, 3), np.uint8))
     with pytest.raises(ValueError, match="at least"):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from core import modelfile
 from core.embedder import Embedder
 from core.errors import ModelFileError
 from core.model import ModelConfig, build_model
@@ -33,8 +34,32 @@ def test_full_whitening_gives_unit_covariance_and_power_zero_only_centres():
     white = (x - full.mean) @ full.matrix
     assert np.allclose(np.cov(white.T, bias=True), np.eye(6), atol=1e-3)
     centring = Whitening.fit(x, power=0.0, shrink=0.3)
-    assert np.allclose(centring.matrix, np.eye(6), atol=1e-6)
+    # A rotation onto the principal directions: lengths and angles, so every cosine, stay as they were.
+    assert np.allclose(centring.matrix @ centring.matrix.T, np.eye(6), atol=1e-6)
     assert np.allclose(centring.mean, x.mean(0), atol=1e-4)
+
+
+def test_cosines_are_those_of_the_symmetric_form_older_files_hold():
+    x = _anisotropic()
+    w = Whitening.fit(x, power=0.5, shrink=0.4)
+    symmetric = Whitening(mean=w.mean, matrix=w.matrix @ np.linalg.qr(w.matrix)[0].T)  # any rotation back
+    queries = _anisotropic(n=20, seed=3)
+    assert np.allclose(w.apply(queries) @ w.apply(x[:50]).T, symmetric.apply(queries) @ symmetric.apply(x[:50]).T,
+                       atol=1e-5)
+
+
+def test_a_reduced_whitening_keeps_the_strongest_directions():
+    x = _anisotropic()
+    full = Whitening.fit(x, power=0.0, shrink=0.0)
+    reduced = Whitening.fit(x, power=0.0, shrink=0.0, dims=2)
+    assert (reduced.dim, reduced.out_dim, full.out_dim) == (6, 2, 6)
+    spread = np.var((x - full.mean) @ full.matrix, axis=0)
+    assert np.all(np.diff(spread) <= 1e-9), "strongest first"
+    kept = np.var((x - reduced.mean) @ reduced.matrix, axis=0)
+    assert np.allclose(kept, spread[:2], rtol=1e-4)
+    assert reduced.apply(x[:5]).shape == (5, 2)
+    # Two of six directions hold nearly all of this spread (scales 10 and 3 of the mixing).
+    assert kept.sum() > 0.95 * spread.sum()
 
 
 def test_shrinking_keeps_weak_directions_from_being_blown_up():
@@ -64,6 +89,12 @@ def test_applied_vectors_are_unit_length_and_finite():
 def test_a_fit_it_cannot_make_is_refused(vectors, power, shrink, match):
     with pytest.raises(ValueError, match=match):
         Whitening.fit(vectors, power, shrink)
+
+
+@pytest.mark.parametrize("dims", [0, 7, -1])
+def test_a_reduction_to_no_directions_or_more_than_there_are_is_refused(dims):
+    with pytest.raises(ValueError, match="keeps 1 to 6 directions"):
+        Whitening.fit(_anisotropic(n=50), 0.5, 0.5, dims=dims)
 
 
 def _fused_info(**changes) -> ModelInfo:
@@ -114,6 +145,9 @@ def test_the_whitening_stays_off_vectors_it_was_not_fitted_on(tmp_path):
 @pytest.mark.parametrize("change, match", [
     (lambda t: t.pop("whiten.matrix"), "incomplete whitening"),
     (lambda t: t.update({"whiten.mean": t["whiten.mean"][:-1]}), "does not fit"),
+    (lambda t: t.update({"whiten.matrix": torch.cat([t["whiten.matrix"]] * 2, 1)}), "does not fit"),
+    (lambda t: t.update({"whiten.matrix": t["whiten.matrix"][:, :0]}), "does not fit"),
+    (lambda t: t.update({"whiten.matrix": t["whiten.matrix"][0]}), "does not fit"),
     (lambda t: t.update({"whiten.matrix": torch.full_like(t["whiten.matrix"], float("nan"))}), "NaN or infinite"),
 ])
 def test_a_damaged_whitening_is_refused_on_load(tmp_path, change, match):
@@ -141,8 +175,8 @@ def test_export_fits_a_whitening_without_reserved_images_and_drops_it_when_the_v
                  "--workers", "0"]) == 0
     model = load_model_file(white)
     assert model.whitening is not None
-    assert model.info.notes["whitening"] == {"power": 0.5, "shrink": 0.8, "images": len(rows), "unreadable": 0,
-                                             "reserved_left_out": 1}
+    assert model.info.notes["whitening"] == {"power": 0.5, "shrink": 0.8, "dims": Embedder(model).raw_dim,
+                                             "images": len(rows), "unreadable": 0, "reserved_left_out": 1}
     renamed, reweighted = tmp_path / "renamed.safetensors", tmp_path / "reweighted.safetensors"
     assert main(["export", str(white), str(renamed), "--name", "other"]) == 0
     assert load_model_file(renamed).whitening is not None
@@ -153,6 +187,26 @@ def test_export_fits_a_whitening_without_reserved_images_and_drops_it_when_the_v
     with pytest.raises(SystemExit):
         main(["export", str(tiny_model), str(tmp_path / "y.safetensors"), "--whiten", "2,0.5"])
     assert "must each lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_export_can_keep_only_the_strongest_directions_and_search_uses_the_shorter_vectors(
+        tiny_model, line_styles, tmp_path, capsys):  # noqa: F811 (fixtures)
+    short = tmp_path / "short.safetensors"
+    assert main(["export", str(tiny_model), str(short), "--whiten", "0.5,0.8,16", "--fit-on", str(line_styles),
+                 "--workers", "0"]) == 0
+    model = load_model_file(short)
+    embedder = Embedder(model, device="cpu")
+    assert (model.whitening.out_dim, embedder.dim, model.info.notes["whitening"]["dims"]) == (16, 16, 16)
+    assert embedder.raw_dim == model.whitening.dim > 16, "a library still stores the whole raw vector"
+    assert modelfile.format_version(model.info, model.whitening) == modelfile.CONTRAST_FORMAT_VERSION
+    vectors, errors = embedder.embed_paths([r.path for r in read_manifest(line_styles)], workers=0)
+    assert not errors and vectors.shape[1] == 16 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert main(["export", str(tiny_model), str(tmp_path / "x.safetensors"), "--whiten", "0.5,0.8,100000",
+                 "--fit-on", str(line_styles), "--workers", "0"]) == 2
+    assert "keeps 1 to" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["export", str(tiny_model), str(tmp_path / "y.safetensors"), "--whiten", "0.5,0.8,0"])
+    assert "at least one direction" in capsys.readouterr().err
 
 
 def test_eval_reports_whether_the_model_file_whitened_the_vectors(tiny_model, line_styles, tmp_path):  # noqa: F811

@@ -48,6 +48,7 @@ class SearchVector:
     cue_size: int = 0
     silhouette_weight: float = 0.0
     granulometry_weight: float = 0.0
+    contrast_weight: float = 0.0
 
     def record(self) -> dict:
         return {"embedding": self.embedding, "colour_bins": list(self.colour_bins), "standardise": self.standardise,

@@ -1,17 +1,17 @@
 """``python -m trainer export CKPT OUT``: a checkpoint becomes the app's model file.
 
 Given a model file instead of a checkpoint, export writes its network again with another search
-vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``, ``--granulometry-weight``, ``--cue-size``): how the bundled model's fusion
-weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
-without retraining.
+vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``,
+``--granulometry-weight``, ``--contrast-weight``, ``--cue-size``): how the bundled model's fusion weights were
+changed, after choosing them on out-of-domain validation (bench/fusion_search.py), without retraining.
 
 The model file carries the weights, the search vector (f or h(f), the colour weight and bins, and
 per-dimension standardisation of style codes), the training data card id, and the run's training-set
 record (:mod:`trainer.provenance`: its held-out split and hashed training projects, which ``eval`` checks).
 
-``--whiten POWER,SHRINK`` also fits a shrunk PCA whitening of the finished vectors (:mod:`core.whitening`)
-on the same training images (or ``--fit-on``'s; a model file needs ``--fit-on``), without any image the
-evaluation guard reserves: how the bundled model's whitening was made.
+``--whiten POWER,SHRINK[,DIMS]`` also fits a shrunk PCA whitening of the finished vectors (:mod:`core.whitening`),
+keeping its DIMS strongest directions if given, on the same training images (or ``--fit-on``'s; a model file
+needs ``--fit-on``), without any image the evaluation guard reserves: how the bundled model's whitening was made.
 
 The search vector is the run's (:class:`trainer.base.SearchVector`), and a fine-tune's run keeps its base
 model's: exporting a fine-tune of the bundled model gives h(f) fused with colour at 0.2 again, not plain
@@ -26,6 +26,7 @@ import argparse
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -62,9 +63,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
                    help="fit standardisation on these images (default: the run's training split)")
     p.add_argument("--fit-max", type=int, default=5000, help="at most this many images for the fit")
-    p.add_argument("--whiten", type=whiten_argument, default=None, metavar="POWER,SHRINK",
-                   help="also fit a whitening of the search vectors on those images, e.g. 0.5,0.8 (default: none; "
-                        "a model file's own is kept while its vectors stay the same)")
+    p.add_argument("--whiten", type=whiten_argument, default=None, metavar="POWER,SHRINK[,DIMS]",
+                   help="also fit a whitening of the search vectors on those images, e.g. 0.5,0.8, keeping only its "
+                        "DIMS strongest directions if given (default: none; a model file's own is kept while its "
+                        "vectors stay the same)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=run)
@@ -91,15 +93,29 @@ def training_paths(state: dict, fit_on: Path | None) -> list[str]:
     return [s.path for s in held_out.apply(at_consensus(everything, config.get("consensus"))).train]
 
 
-def whiten_argument(text: str) -> tuple[float, float]:
-    """``POWER,SHRINK``, each from 0 to 1."""
+class WhitenSettings(NamedTuple):
+    """How a whitening is fitted (:meth:`core.whitening.Whitening.fit`); ``dims`` None keeps every direction."""
+
+    power: float
+    shrink: float
+    dims: int | None = None
+
+
+def whiten_argument(text: str) -> WhitenSettings:
+    """``POWER,SHRINK`` each from 0 to 1, and optionally ``,DIMS``: how many directions to keep."""
+    parts = text.split(",")
     try:
-        power, shrink = (float(part) for part in text.split(","))
+        if len(parts) not in (2, 3):
+            raise ValueError
+        settings = WhitenSettings(float(parts[0]), float(parts[1]), int(parts[2]) if len(parts) == 3 else None)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected POWER,SHRINK such as 0.5,0.8, got {text!r}") from None
-    if not (0.0 <= power <= 1.0 and 0.0 <= shrink <= 1.0):
+        raise argparse.ArgumentTypeError(f"expected POWER,SHRINK[,DIMS] such as 0.5,0.8 or 0.5,0.6,1024, "
+                                         f"got {text!r}") from None
+    if not (0.0 <= settings.power <= 1.0 and 0.0 <= settings.shrink <= 1.0):
         raise argparse.ArgumentTypeError(f"power and shrink must each lie in [0, 1], got {text!r}")
-    return power, shrink
+    if settings.dims is not None and settings.dims < 1:
+        raise argparse.ArgumentTypeError(f"a whitening keeps at least one direction, got {text!r}")
+    return settings
 
 
 def fit_sample(paths: list[str], fit_max: int) -> list[str]:
@@ -120,22 +136,25 @@ def unwhitened_vectors(model: LoadedModel, pixels: np.ndarray, device: str) -> n
     return embedder.finish(raw_in_batches(embedder, pixels))
 
 
-def fit_whitening(model: LoadedModel, paths: list[str], settings: tuple[float, float], fit_max: int,
+def fit_whitening(model: LoadedModel, paths: list[str], settings: WhitenSettings, fit_max: int,
                   device: str, workers: int | None) -> Whitening:
     """A whitening of ``model``'s finished vectors, fitted on ``paths`` less the images reserved for evaluation.
 
     Raises:
-        DataError: no image is left to fit on.
+        DataError: no image is left to fit on, or ``settings`` keep more directions than the vectors have.
     """
     pixels, _, errors = decode_for_eval(whitening_paths(paths, fit_max), model.info.decode_size, workers=workers,
                                        alpha=model.info.reads_alpha)
     if len(pixels) < 2:
         raise DataError("too few readable images to fit a whitening on")
-    power, shrink = settings
-    whitening = Whitening.fit(unwhitened_vectors(model, pixels, device), power, shrink, vector_layout(model.info))
+    try:
+        whitening = Whitening.fit(unwhitened_vectors(model, pixels, device), settings.power, settings.shrink,
+                                  vector_layout(model.info), settings.dims)
+    except ValueError as exc:
+        raise refused(exc) from exc
     model.info.notes["whitening"] = {
-        "power": power, "shrink": shrink, "images": len(pixels), "unreadable": len(errors),
-        "reserved_left_out": sum(1 for p in paths if reserved_reason(p))}
+        "power": settings.power, "shrink": settings.shrink, "dims": whitening.out_dim, "images": len(pixels),
+        "unreadable": len(errors), "reserved_left_out": sum(1 for p in paths if reserved_reason(p))}
     return whitening
 
 
@@ -143,7 +162,7 @@ def refused(exc: ValueError) -> DataError:
     return DataError(f"search vector: {exc}")
 
 
-def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: tuple[float, float] | None = None,
+def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: WhitenSettings | None = None,
              fit_on: Path | None = None, fit_max: int = 5000, device: str = "auto",
              workers: int | None = None) -> Path:
     """Write a model file's network and statistics again with other fusion settings (``fusion``: ModelInfo fields).
@@ -182,7 +201,7 @@ def reexport(source: Path, out: Path, name: str | None, fusion: dict, whiten: tu
 def export(checkpoint: Path, out: Path, name: str | None = None, embedding: str | None = None,
            standardise: bool | None = None, fit_on: Path | None = None, fit_max: int = 5000,
            device: str = "auto", workers: int | None = None, fusion: dict | None = None,
-           whiten: tuple[float, float] | None = None) -> Path:
+           whiten: WhitenSettings | None = None) -> Path:
     """Write the model file of ``checkpoint``; ``None`` settings keep the run's search vector.
 
     ``fusion`` sets ModelInfo's descriptor fields (see :func:`trainer.evaluate.fusion_options`).
