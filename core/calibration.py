@@ -70,7 +70,8 @@ STRONG = 75.0
 # P@1 -0.006 (interval -0.024 to +0.012); cards and both within noise. With the granulometry too: icons
 # skewness 2.34 to 0.72, mAP 0.240 to 0.244 (interval -0.000 to +0.007), P@1 -0.007 (interval -0.027 to
 # +0.010); cards and both within noise. With contrast patterns and 1,024 directions: icons skewness 2.33 to
-0.73, mAP 0.246 to 0.249 (interval -0.001 to +0.006), P@1 -0.006 (interval -0.025 to +0.013). Kept: fewer images that turn up in every search, at no measured cost.
+# 0.73, mAP 0.246 to 0.249 (interval -0.001 to +0.006), P@1 -0.006 (interval -0.025 to +0.013). Kept: fewer
+# images that turn up in every search, at no measured cost.
 CSLS_DEFAULT = True
 # Extra cosine candidates that CSLS may re-rank beyond the k asked for. On data/ood the full
 # CSLS top 10 lay inside the cosine top 110 for 98-100 % of queries.
