@@ -29,7 +29,7 @@ from core.paths import library_dir
 from core.query import QueryItem
 from core.schema import (LIBRARY_ID, SCHEMA_VERSION, STATUS_FAILED, GenerationRow, ImageRow, MetaRow, ModelRow,
                          MoodboardItemRow, MoodboardRow, RootRow, StagedVectorRow, VectorRow, connect, damaged_error,
-                         generation, in_chunks, read_only_error)
+                         generation, in_chunks, read_only_error, vector_from_blob)
 from core.writer import LibraryWriter
 
 DB_NAME = "library.sqlite"
@@ -408,7 +408,7 @@ class Library:
         with self._session() as s:
             for part in in_chunks(ids):
                 for i, data in s.execute(select(VectorRow.image_id, VectorRow.data).where(VectorRow.image_id.in_(part))):
-                    out[i] = np.frombuffer(data, dtype=np.float32)
+                    out[i] = vector_from_blob(data)
         return out
 
     def iter_vectors(self, after_seq: int = 0, batch: int = 4096) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
@@ -419,7 +419,7 @@ class Library:
                                .execution_options(yield_per=batch))
             for part in result.partitions(batch):
                 ids = np.fromiter((r[0] for r in part), dtype=np.int64, count=len(part))
-                raw = np.stack([np.frombuffer(r[2], dtype=np.float32) for r in part])
+                raw = np.stack([vector_from_blob(r[2]) for r in part])
                 yield ids, raw, max(r[1] for r in part)
 
     def vector_ids(self) -> np.ndarray:

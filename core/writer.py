@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.errors import QueryError
 from core.schema import (GENERATION, STATUS_FAILED, STATUS_OK, GenerationRow, ImageRow, MetaRow, ModelRow, RootRow,
-                         StagedVectorRow, VectorRow, generation, in_chunks, new_token)
+                         StagedVectorRow, VectorRow, generation, in_chunks, new_token, vector_blob)
 
 if TYPE_CHECKING:
     from core.library import Root
@@ -105,7 +105,7 @@ class LibraryWriter:
     def stage_vectors(self, model_id: int, vectors: dict[int, np.ndarray]) -> None:
         """Keep one batch of the pending model's raw vectors, by image id; search does not see them yet."""
         with self._session.begin() as s:
-            _insert(s, StagedVectorRow, [dict(image_id=i, model_id=model_id, data=_blob(v))
+            _insert(s, StagedVectorRow, [dict(image_id=i, model_id=model_id, data=vector_blob(v))
                                          for i, v in vectors.items()])
 
     def stage_current_vectors(self, model_id: int) -> int:
@@ -257,7 +257,7 @@ class LibraryWriter:
             seq = _bump_generation(s)
             ids = _write_images(s, files, rows, now)
             _insert(s, VectorRow, [dict(image_id=ids[f.path], model_id=model_id, seq=seq,
-                                        data=_blob(vectors[f.path][0])) for f in files if f.path in vectors])
+                                        data=vector_blob(vectors[f.path][0])) for f in files if f.path in vectors])
 
 
 def _bump_generation(s: Session) -> int:
@@ -295,9 +295,6 @@ def _insert(s: Session, table: type[VectorRow] | type[StagedVectorRow], rows: li
         s.execute(insert(table), rows)
 
 
-def _blob(vector: np.ndarray) -> bytes:
-    """A raw vector as the database keeps it: float32 bytes."""
-    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
 
 
 class _Indexed(NamedTuple):

@@ -25,6 +25,7 @@ from core.indexer import IndexSummary, index_folders
 from core.library import DB_NAME, Library
 from core.query import QueryItem
 from core.search import Searcher
+from core.schema import vector_from_blob
 from library_fixtures import assert_known_error, make_tree, style_image, tiny_embedder, tiny_model_file
 
 REPO = Path(__file__).resolve().parent.parent
@@ -304,7 +305,7 @@ def test_a_non_finite_vector_is_a_failure_and_never_stored(tmp_path, monkeypatch
         assert (summary.embedded, summary.failed) == (4, 1)
         assert [(Path(f.path).name, f.reason) for f in lib.failures()] == [("black.png", NON_FINITE)]
     con = sqlite3.connect(tmp_path / "lib" / DB_NAME)
-    stored = [np.frombuffer(data, np.float32) for (data,) in con.execute("SELECT data FROM vectors")]
+    stored = [vector_from_blob(data) for (data,) in con.execute("SELECT data FROM vectors")]
     con.close()
     assert len(stored) == 4 and all(np.isfinite(v).all() for v in stored)
 

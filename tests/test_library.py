@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 
+import numpy as np
 import pytest
 
 from core.errors import LibraryBusyError, LibraryError, QueryError
 from core.library import DB_NAME, Library, default_library_dir
 from core.query import QueryItem
-from core.schema import SCHEMA_VERSION
+from core.schema import SCHEMA_VERSION, vector_blob, vector_from_blob
 
 
 def test_default_folder_follows_the_environment(tmp_path, monkeypatch):
@@ -50,6 +51,47 @@ def test_version_1_library_is_upgraded_in_place(tmp_path):
         assert lib.moodboards() == ["board"]
     con = sqlite3.connect(folder / DB_NAME)
     assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+def test_raw_vectors_are_kept_in_half_precision_and_float32_ones_from_before_stay_readable(tmp_path):
+    from core.indexer import index_folders
+    from core.search import Searcher
+    from library_fixtures import make_tree, tiny_embedder
+
+    embedder = tiny_embedder(tmp_path / "models")
+    paths = make_tree(tmp_path / "art", styles=3, per_style=2)
+    folder = tmp_path / "lib"
+    with Library.open(folder) as lib:
+        list(index_folders(lib, [tmp_path / "art"], embedder, workers=0))
+        stored = lib.raw_vectors(lib.vector_ids().tolist())
+        ids = {str(p): lib.find_image(p)[0] for p in paths}
+    expected, _ = embedder.embed_paths([str(p) for p in paths], workers=0)
+    con = sqlite3.connect(folder / DB_NAME)
+    lengths = {n for (n,) in con.execute("SELECT length(data) FROM vectors")}
+    assert lengths == {2 * embedder.raw_dim + 1}, "two bytes a value and the tag"
+    finished = embedder.finish(np.stack([stored[ids[str(p)]] for p in paths]))
+    assert np.abs(finished - expected).max() < 2e-3
+    # A library from before schema 5 holds float32 blobs: it is upgraded and reads them exactly.
+    exact = np.linspace(-1, 1, embedder.raw_dim, dtype=np.float32)
+    first = ids[str(paths[0])]
+    con.execute("UPDATE vectors SET data = ? WHERE image_id = ?", (exact.tobytes(), first))
+    con.execute("PRAGMA user_version=4")
+    con.commit()
+    con.close()
+    with Library.open(folder) as lib:
+        assert np.array_equal(lib.raw_vectors([first])[first], exact)
+        assert len(Searcher(lib, embedder).search([QueryItem(str(paths[1]))])) == len(paths) - 1
+    con = sqlite3.connect(folder / DB_NAME)
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
+
+
+def test_values_half_precision_cannot_hold_stay_float32():
+    wide = np.array([1e6, -3.5, 0.25], np.float32)
+    assert len(vector_blob(wide)) == 12 and np.array_equal(vector_from_blob(vector_blob(wide)), wide)
+    small = np.array([0.1, -0.5, 1 / 16384], np.float32)
+    blob = vector_blob(small)
+    assert len(blob) == 7 and np.allclose(vector_from_blob(blob), small, rtol=1e-3, atol=0)
+    assert vector_from_blob(blob).dtype == np.float32
 
 
 def test_newer_schema_is_refused(tmp_path):

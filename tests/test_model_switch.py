@@ -31,6 +31,9 @@ from library_fixtures import make_tree, style_image, tiny_embedder, tiny_model_f
 REPO = Path(__file__).resolve().parent.parent
 STYLES, PER_STYLE = 4, 4
 IMAGES = STYLES * PER_STYLE
+# How far a vector finished from what the library stores may be from a fresh one: raw vectors are kept in
+# half precision (core.schema.vector_blob).
+STORED_ATOL = 1e-3
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +92,7 @@ def test_search_answers_with_the_current_model_until_the_switch_commits(indexed,
     raw = lib.raw_vectors([int(i) for i in lib.vector_ids()])
     expected, _ = new.embed_paths([str(p) for p in paths], workers=0)
     ids = {str(p): lib.find_image(p)[0] for p in paths}
-    assert np.allclose(new.finish(np.stack([raw[ids[str(p)]] for p in paths])), expected, atol=1e-5)
+    assert np.allclose(new.finish(np.stack([raw[ids[str(p)]] for p in paths])), expected, atol=STORED_ATOL)
 
 
 def test_a_cancelled_switch_keeps_the_current_model_and_resumes(indexed, models):
@@ -131,7 +134,7 @@ def test_a_file_changed_during_a_paused_switch_is_embedded_again(indexed, models
     assert lib.pending_switch().staged == 3  # ... and drops its staged vector
     assert switch(lib, new)[-1].summary.embedded == IMAGES - 3
     expected, _ = new.embed_paths([str(first)], workers=0)
-    assert np.allclose(new.finish(lib.raw_vectors([image_id])[image_id][None, :]), expected, atol=1e-5)
+    assert np.allclose(new.finish(lib.raw_vectors([image_id])[image_id][None, :]), expected, atol=STORED_ATOL)
 
 
 def test_switching_to_a_third_model_drops_the_vectors_staged_for_the_second(indexed, models, tmp_path):
