@@ -18,7 +18,8 @@ retrained without icon fonts, and the 8x8x8 default before it; the first default
 0.61 / 0.20; the whitened default of 2026-11-30 gives 1.00 / 1.00 / 0.86 / 0.32, with silhouettes
 1.00 / 0.99 / 0.89 / 0.35, with the granulometry too 1.00 / 0.99 / 0.87 / 0.35, and with contrast
 patterns and 1,024 directions 1.00 / 0.99 / 0.87 / 0.36). In the icons alone, where the model is weak
-(P@1 0.65), even "very close" results were in style only 0.74-0.79 of the time: the score says how close a result is in this library, not that the model is right.
+(P@1 0.65), even "very close" results were in style only 0.74-0.79 of the time: the score says how close
+a result is in this library, not that the model is right.
 ``STRONG`` ("strong matches only") keeps "close" and better.
 
 CSLS (cross-domain similarity local scaling, Conneau et al. 2018, "Word translation without

@@ -23,7 +23,8 @@ different (MODEL.md, "Fusion weights").
 A third, :func:`contrast_histograms`, counts the same patterns joined with their local contrast (LBP/C, after
 Ojala et al.): the largest step from the pixel to any neighbour, in three levels. A soft anti-aliased edge
 and a hard black outline can make the same pattern; how far the light steps across it tells them apart.
-It sits beside the plain patterns, which weigh every edge alike (MODEL.md, "Contrast patterns").
+It sits beside the plain patterns, which weigh every edge alike (MODEL.md, "Contrast patterns and a shorter
+whitening").
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ to 0.535, icon-theme P@1 / mAP from 0.550 / 0.184 to 0.617 / 0.211 and card-deck
 
 A whitening can also keep only the strongest principal directions (``dims``): the weakest hold what
 the fit saw least of, and cutting them makes every vector in the index and every comparison shorter.
-The default keeps 1,024 of 2,023 and scores as the full whitening does (MODEL.md, "Contrast patterns").
+The default keeps 1,024 of 2,023 and scores as the full whitening does (MODEL.md, "Contrast patterns and
+a shorter whitening").
 
 A whitening is fitted once, on training images, and stored in the model file
 (:mod:`core.modelfile`), so a model's vectors never depend on the library they are in.
