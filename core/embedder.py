@@ -29,7 +29,8 @@ from core.granulometry import granulometry_histograms
 from core.model import PROJECTION_DIM
 from core.modelfile import LoadedModel, ModelInfo, PostProcess, cue_dims, makes_raw_vectors_of, vector_layout
 from core.silhouette import silhouette_histograms
-from core.texture import contrast_histograms, pattern_histograms, texture_histograms, texture_vector
+from core.texture import (contrast_histograms, pattern_histograms, patterns_from_contrast, texture_histograms,
+                          texture_vector)
 from core.whitening import Whitening
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,9 @@ class Cue:
     unit: Callable[[np.ndarray], np.ndarray]
     # Whether ``raw`` reads the opacity channel too (RGBA pixels) rather than the colours alone.
     alpha: bool = False
+    # Another cue whose raw histograms hold this one's, and how to read them out: when both are fused,
+    # the pixels are described once (the plain patterns are the contrast patterns summed over contrast).
+    derived_from: tuple[str, Callable[[np.ndarray], np.ndarray]] | None = None
 
 
 def fused_cues(info: ModelInfo) -> list[Cue]:
@@ -73,7 +77,7 @@ def fused_cues(info: ModelInfo) -> list[Cue]:
     bins = info.colour_bins
     kinds = {"colour": (lambda pixels: colour_histogram(pixels, bins), hellinger),
              "texture": (texture_histograms, texture_vector),
-             "pattern": (pattern_histograms, hellinger),
+             "pattern": (pattern_histograms, hellinger, False, ("contrast", patterns_from_contrast)),
              "silhouette": (silhouette_histograms, hellinger, True),
              "granulometry": (granulometry_histograms, hellinger),
              "contrast": (contrast_histograms, hellinger)}
@@ -209,7 +213,15 @@ class Embedder:
                 style = self.net.style_code(x)
             out = (self.net.head(style.float()) if self.which == "projection" else style).cpu().numpy().astype(np.float32)
         cues = self.cues
-        return np.concatenate([out, *(cue.raw(pixels if cue.alpha else rgb) for cue in cues)], axis=1) if cues else out
+        if not cues:
+            return out
+        raws: dict[str, np.ndarray] = {}
+        fused = {cue.name for cue in cues}
+        for cue in sorted(cues, key=lambda c: c.derived_from is not None and c.derived_from[0] in fused):
+            source = cue.derived_from
+            raws[cue.name] = (source[1](raws[source[0]]) if source is not None and source[0] in raws
+                              else cue.raw(pixels if cue.alpha else rgb))
+        return np.concatenate([out, *(raws[cue.name] for cue in cues)], axis=1)
 
     def network_seconds(self) -> float:
         """CPU seconds per image the network takes on one thread; timed once, on blank pixels.

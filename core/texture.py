@@ -149,3 +149,9 @@ def contrast_histograms(pixels: np.ndarray) -> np.ndarray:
     levels = np.digitize(largest, CONTRAST_STEPS)
     return row_counts(codes * (len(CONTRAST_STEPS) + 1) + levels, CONTRAST_DIM).astype(np.float32)
 
+
+def patterns_from_contrast(histograms: np.ndarray) -> np.ndarray:
+    """(N, CONTRAST_DIM) contrast-pattern histograms to the (N, PATTERN_DIM) plain ones they hold: a model that
+    fuses both describes the pixels once."""
+    return histograms.reshape(len(histograms), PATTERN_DIM, -1).sum(2, dtype=np.float32)
+

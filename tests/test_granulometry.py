@@ -85,10 +85,10 @@ def test_a_model_that_fuses_a_granulometry_takes_format_5_and_embeds_it(tmp_path
     assert kept.granulometry_weight == 0.2, "a fine-tune keeps the base's granulometry"
 
 
-def test_a_model_that_fuses_contrast_patterns_takes_format_6_and_embeds_them(tmp_path):
+def test_a_model_that_fuses_contrast_patterns_takes_format_6_and_embeds_them(tmp_path, monkeypatch):
     from safetensors import safe_open
 
-    from core.texture import CONTRAST_DIM, contrast_histograms
+    from core.texture import CONTRAST_DIM, contrast_histograms, pattern_histograms
 
     info = ModelInfo(name="lbpc", config=ModelConfig(input_size=32), embedding="projection",
                      pattern_weight=0.3, contrast_weight=0.1, granulometry_weight=0.2)
@@ -98,8 +98,16 @@ def test_a_model_that_fuses_contrast_patterns_takes_format_6_and_embeds_them(tmp
         version = json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
     assert version == modelfile.CONTRAST_FORMAT_VERSION, "older programs refuse it instead of ignoring the weight"
     pixels = np.concatenate([_lines(1, True), _lines(5, False)])
+    import core.embedder
+
+    def twice(_pixels):
+        raise AssertionError("the plain patterns were computed again")
+
+    monkeypatch.setattr(core.embedder, "pattern_histograms", twice)
     raw = Embedder(loaded, device="cpu").raw_from_pixels(pixels)
     assert raw.shape[1] == modelfile.vector_dim(loaded.info) == 128 + 256 + GRANULOMETRY_DIM + CONTRAST_DIM
     assert np.array_equal(raw[:, -CONTRAST_DIM:], contrast_histograms(pixels)), "the last part, after the others"
+    # The plain patterns are read out of the contrast patterns rather than computed again, in their own place.
+    assert np.allclose(raw[:, 128:128 + 256], pattern_histograms(pixels), atol=1e-6)
     kept = SearchVector.of_model(loaded.info, None).model_info("tuned", loaded.info.config)
     assert kept.contrast_weight == 0.1, "a fine-tune keeps the base's contrast patterns"
