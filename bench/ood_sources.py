@@ -306,7 +306,8 @@ def fit_centred(img: Image.Image, size: int) -> Image.Image:
     img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                      Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2), img)
+    # A plain paste: pasting with the image as its own mask would square every soft shadow's alpha.
+    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
     return canvas
 
 

@@ -160,6 +160,15 @@ def test_fit_object_centres_and_keeps_pixel_art_crisp():
         fit_object(Image.new("RGBA", (20, 20), (0, 0, 0, 0)), 64)
 
 
+def test_fit_object_keeps_the_opacity_and_colour_of_soft_pixels():
+    sprite = Image.new("RGBA", (40, 40), (0, 0, 0, 0))
+    sprite.paste((200, 40, 40, 255), (10, 10, 30, 30))
+    sprite.paste((20, 20, 200, 128), (10, 30, 30, 34))  # a half-transparent shadow under the square
+    out = np.asarray(fit_object(sprite, 60))  # 24 px tall: small enough to be enlarged whole (x2)
+    shadow = out[(out[..., 2] == 200)]
+    assert len(shadow) and (shadow[:, 3] == 128).all() and (shadow[:, :3] == (20, 20, 200)).all()
+
+
 def test_fit_scene_sets_shorter_side_and_limits_aspect():
     assert fit_scene(Image.new("RGB", (400, 300)), 96).size == (128, 96)
     assert fit_scene(Image.new("RGB", (1000, 100)), 64).size == (128, 64)

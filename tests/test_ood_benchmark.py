@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bench.ood_benchmark import build_cards, build_icons, histogram_scores, package_licence
-from bench.ood_sources import CARD_DECKS, CARDS, ICON_THEMES, ICONS_DIR, Deck, IconTheme, find_icons
+from bench.ood_sources import CARD_DECKS, CARDS, ICON_THEMES, ICONS_DIR, Deck, IconTheme, find_icons, fit_centred
 from trainer.corpora.reserved import is_reserved
 from trainer.manifest import Sample, read_manifest, write_manifest
 
@@ -189,3 +189,12 @@ def test_licence_reads_stanzas_under_a_free_form_preamble(tmp_path):
     assert package_licence("stanzas", tmp_path) == "CC-BY-SA-3.0 or LGPL-3 / GPL-2+"
     # No stanza: the prose is read as the training corpus's data card reads it.
     assert package_licence("prose", tmp_path).startswith("GPL-2+")
+
+
+def test_icons_keep_the_opacity_and_colour_of_their_soft_shadows():
+    icon = Image.new("RGBA", (48, 48), (0, 0, 0, 0))
+    icon.paste((200, 40, 40, 255), (8, 8, 40, 36))
+    icon.paste((20, 20, 60, 96), (8, 36, 40, 44))  # the soft drop shadow themes draw under an icon
+    out = np.asarray(fit_centred(icon, 48 * 4))
+    shadow = out[(out[..., 3] > 0) & (out[..., 3] < 255) & (out[..., 0] < 100)]
+    assert len(shadow) and np.median(shadow[:, 3]) == 96 and abs(np.median(shadow[:, 2]) - 60) <= 2

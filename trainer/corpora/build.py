@@ -38,7 +38,8 @@ from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.sources import FONT_SHARE, SOURCES
 from trainer.corpora.spec import Context, GroupSpec, Source
 
-BUILDER_VERSION = 3
+# 4: objects keep their soft edges' opacity (builds before squared it when centring an object).
+BUILDER_VERSION = 4
 # Two images of one group closer than this (mean absolute difference of 16x16 grey
 # thumbnails over the pixels where either is not background, 0-1) are near-duplicates:
 # animation frames, a clock with other hands.

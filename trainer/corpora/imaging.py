@@ -66,7 +66,8 @@ def fit_object(img: Image.Image, size: int) -> Image.Image:
         img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
                          Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
     canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2), img)
+    # A plain paste: pasting with the image as its own mask would square every soft edge's alpha.
+    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
     return canvas
 
 
@@ -114,8 +115,9 @@ def render_svg(path: Path, box: int, element: str | None = None, timeout: float 
     return run_rsvg(path, size + (["--export-id", element] if element else []), element, timeout)
 
 
-def run_rsvg(path: Path, options: list[str], element: str | None = None, timeout: float = 30.0) -> Image.Image:
-    """rsvg-convert ``options`` on ``path``, as an RGBA image.
+def run_rsvg(path: Path, options: list[str], element: str | None = None, timeout: float = 30.0,
+             stdin: bytes | None = None) -> Image.Image:
+    """rsvg-convert ``options`` on ``path`` (or on the SVG bytes ``stdin``, ``path`` naming them), as RGBA.
 
     rsvg-convert (librsvg) is the lightest offline renderer that handles the
     gradients, filters and svgz files game themes use; it runs as a
@@ -128,8 +130,8 @@ def run_rsvg(path: Path, options: list[str], element: str | None = None, timeout
     """
     label = f"{path}{'#' + element if element else ''}"
     try:
-        done = subprocess.run([RSVG, *options, "-f", "png", str(path)], capture_output=True, timeout=timeout,
-                              check=False)
+        done = subprocess.run([RSVG, *options, "-f", "png", *([] if stdin is not None else [str(path)])],
+                              input=stdin, capture_output=True, timeout=timeout, check=False)
     except FileNotFoundError as exc:
         raise RenderError(f"{RSVG} not found (apt-get install librsvg2-bin)") from exc
     except subprocess.TimeoutExpired as exc:
