@@ -34,6 +34,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     b.add_argument("--sources", default="", help=f"comma-separated subset of: {','.join(SOURCE_NAMES)}")
     b.add_argument("--procedural-styles", type=int, default=1200)
     b.add_argument("--procedural-per-group", type=int, default=12)
+    b.add_argument("--restyled-styles", type=int, default=8000, help="recipes of the restyled clip-art source")
     b.add_argument("--root", type=Path, default=Path("/"), help="file-system root packages are read from")
     sub.add_parser("sources", help="list sources, their packages, versions and licences")
     d = sub.add_parser("card", help="print the data card tables of a built corpus (for DATA.md)")
@@ -120,7 +121,8 @@ def _build(args: argparse.Namespace) -> int:
     sources = tuple(s for s in args.sources.split(",") if s)
     cfg = BuildConfig(out=args.out, seed=args.seed, size=args.size, max_per_group=args.max_per_group,
                       min_per_group=args.min_per_group, limit=args.limit, sources=sources, root=args.root,
-                      procedural_styles=args.procedural_styles, procedural_per_group=args.procedural_per_group)
+                      procedural_styles=args.procedural_styles, procedural_per_group=args.procedural_per_group,
+                      restyled_styles=args.restyled_styles)
 
     def show(p):
         print(f"[{p.groups_done} groups, {p.images_done} images] {p.source}/{p.group}: "

@@ -59,6 +59,7 @@ class BuildConfig:
     root: Path = Path("/")
     procedural_styles: int = 1200
     procedural_per_group: int = 12
+    restyled_styles: int = 8000
     font_share: float = FONT_SHARE
 
     def settings(self) -> dict:
@@ -242,7 +243,7 @@ def build(cfg: BuildConfig) -> Iterator[Progress]:
     (cfg.out / "images").mkdir(exist_ok=True)
     log = _Log(cfg.out / "build_log.jsonl")
     ctx = Context(root=cfg.root, size=cfg.size, seed=cfg.seed, procedural_styles=cfg.procedural_styles,
-                  procedural_per_group=cfg.procedural_per_group)
+                  procedural_per_group=cfg.procedural_per_group, restyled_styles=cfg.restyled_styles)
     rows: list[dict] = []
     seen: set[str] = set()
     sources_report = {}
@@ -300,6 +301,7 @@ def build(cfg: BuildConfig) -> Iterator[Progress]:
     _write_json(cfg.out / "sources.json", {"settings": {**cfg.settings(), "limit": cfg.limit,
                                                         "procedural_styles": cfg.procedural_styles,
                                                         "procedural_per_group": cfg.procedural_per_group,
+                                                        "restyled_styles": cfg.restyled_styles,
                                                         "font_share": cfg.font_share},
                                            "totals": asdict(result), "sources": sources_report,
                                            "skipped": log.counts})
@@ -321,10 +323,10 @@ def _unique_slugs(specs: list[GroupSpec]) -> list[str]:
 def _ordered_specs(source: Source, ctx: Context, seed: int) -> list[GroupSpec]:
     """All groups of a source in a seeded order, so ``--limit`` takes a fair, reproducible sample.
 
-    Procedural groups keep their numbered order (the first N styles).
+    Procedural and restyled groups keep their numbered order (the first N recipes).
     """
     specs = sorted(source.discover(ctx), key=lambda s: s.name)
-    if source.name == "procedural":
+    if source.name in ("procedural", "restyled"):
         return specs
     order = group_seed(seed, f"order/{source.name}").permutation(len(specs))
     return [specs[i] for i in order]

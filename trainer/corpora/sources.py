@@ -31,6 +31,7 @@ from trainer.corpora.imaging import (
 )
 from trainer.corpora.games import GAME_SOURCES
 from trainer.corpora.more_games import MORE_GAME_SOURCES
+from trainer.corpora.restyle import RESTYLED_SOURCES
 from trainer.corpora.provenance import FileOwners
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.spec import (
@@ -515,6 +516,6 @@ SOURCES: tuple[Source, ...] = (
            "One group per type family (its weights and slants together): glyph sheets of varied text share "
            "the typeface's strokes, contrast and serifs. Capped at 20% of all groups so typography does not "
            "dominate.", discover_fonts),
-) + GAME_SOURCES + MORE_GAME_SOURCES
+) + GAME_SOURCES + MORE_GAME_SOURCES + RESTYLED_SOURCES
 SOURCE_NAMES = tuple(s.name for s in SOURCES)
 FONT_SHARE = 0.2

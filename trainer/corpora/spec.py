@@ -49,6 +49,7 @@ class Context:
     seed: int = 0
     procedural_styles: int = 1200
     procedural_per_group: int = 12
+    restyled_styles: int = 8000
 
     def path(self, rel: str) -> Path:
         return self.root / rel.lstrip("/")

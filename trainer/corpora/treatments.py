@@ -132,7 +132,7 @@ def _rgb(hexstr: str) -> Array:
     return np.array([int(hexstr[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32) / 255.0
 
 
-def _palette(rng: np.random.Generator, n: int) -> list[str]:
+def harmonious_palette(rng: np.random.Generator, n: int) -> list[str]:
     """A harmonious palette (monochrome, analogous, complementary or triad), dark to light."""
     scheme = rng.choice(["mono", "analogous", "complementary", "triad", "warmcool"])
     base = rng.random()
@@ -449,7 +449,7 @@ def oil(arr: Array, p: dict, rng: np.random.Generator) -> Array:
 
 def _sample_posterise(rng):
     n = int(rng.integers(3, 7))
-    return {"palette": _palette(rng, n), "blur": float(rng.choice([0.0, 1.0, 2.0])),
+    return {"palette": harmonious_palette(rng, n), "blur": float(rng.choice([0.0, 1.0, 2.0])),
             "outline": int(rng.choice([0, 2, 3])), "edge_threshold": float(rng.uniform(0.35, 0.6)),
             "ink": _ink_colour(rng), "grain": float(rng.choice([0.0, 0.6]))}
 
@@ -457,7 +457,7 @@ def _sample_posterise(rng):
 def _sample_halftone(rng):
     return {"cell": int(rng.integers(4, 10)), "angle": float(rng.choice([0, 15, 30, 45, 60])),
             "colour": bool(rng.random() < 0.4), "shape": str(rng.choice(["dot", "dot", "line"])),
-            "gamma": float(rng.uniform(0.7, 1.4)), "ink": _ink_colour(rng) if rng.random() < 0.6 else _palette(rng, 3)[0],
+            "gamma": float(rng.uniform(0.7, 1.4)), "ink": _ink_colour(rng) if rng.random() < 0.6 else harmonious_palette(rng, 3)[0],
             "paper": _paper_colour(rng), "grain": float(rng.choice([0.0, 0.5]))}
 
 
@@ -482,14 +482,14 @@ def _sample_ink_wash(rng):
 def _sample_watercolour(rng):
     return {"mode_size": int(rng.choice([3, 5, 7])), "soften": float(rng.uniform(0.5, 2.5)),
             "colours": int(rng.integers(5, 16)), "bleed": float(rng.uniform(2, 9)),
-            "tint": _palette(rng, 3)[1], "tint_strength": float(rng.uniform(0.0, 0.6)),
+            "tint": harmonious_palette(rng, 3)[1], "tint_strength": float(rng.uniform(0.0, 0.6)),
             "transparency": float(rng.uniform(0.45, 0.85)), "pooling": float(rng.uniform(0.2, 0.6)),
             "granulation": float(rng.uniform(0.0, 0.25)), "paper": _paper_colour(rng)}
 
 
 def _sample_pixel_art(rng):
     fixed = rng.random() < 0.5
-    return {"factor": int(rng.integers(4, 13)), "palette": _palette(rng, int(rng.integers(3, 9))) if fixed else [],
+    return {"factor": int(rng.integers(4, 13)), "palette": harmonious_palette(rng, int(rng.integers(3, 9))) if fixed else [],
             "colours": int(rng.integers(4, 17)), "dither": bool(rng.random() < 0.4), "outline": bool(rng.random() < 0.4)}
 
 
@@ -497,7 +497,7 @@ def _sample_dither(rng):
     n = int(rng.integers(2, 5))
     presets = [["#0f380f", "#306230", "#8bac0f", "#9bbc0f"], ["#000000", "#ffffff"], ["#2b1b0e", "#f4e9d0"],
                ["#1b1f3a", "#53354a", "#a64942", "#ff7844"]]
-    pal = presets[int(rng.integers(len(presets)))] if rng.random() < 0.4 else _palette(rng, n)
+    pal = presets[int(rng.integers(len(presets)))] if rng.random() < 0.4 else harmonious_palette(rng, n)
     return {"palette": pal, "method": str(rng.choice(["bayer", "floyd"])), "scale": int(rng.choice([1, 2, 3]))}
 
 
