@@ -1,4 +1,4 @@
-"""The second build's game sources, on small file trees made here (no packages needed)."""
+"""The later builds' game sources, on small file trees made here (no packages needed)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from PIL import Image
 
 from trainer.corpora.imaging import RenderError
 from trainer.corpora.more_games import (
-    CDDA_GFX, FREECOL_IMAGES, REDECLIPSE_DATA, colour_maps, discover_cataclysm, discover_freecol,
-    discover_redeclipse, first_sprite, sprite_kind,
+    CDDA_GFX, FREECOL_IMAGES, REDECLIPSE_DATA, WARMUX_GROUND_CROPS, WARMUX_MAPS, WARMUX_SKY_CROPS, colour_maps,
+    discover_cataclysm, discover_freecol, discover_redeclipse, discover_warmux, first_sprite, sprite_kind,
 )
 from trainer.corpora.spec import Context
 
@@ -113,3 +113,37 @@ def test_red_eclipse_keeps_colour_maps_of_each_artists_folder(tmp_path):
     for item in (grey, normal):
         with pytest.raises(RenderError):
             item.render(64)
+
+
+def _warmux_map(folder: Path, author: str, nickname: str | None, ground: str = "map.png") -> None:
+    folder.mkdir(parents=True)
+    nick = f"<nickname>{nickname}</nickname>" if nickname is not None else ""
+    (folder / "config.xml").write_text(
+        f'<?xml version="1.0" encoding="iso-8859-1"?><resources><author><name>{author}</name>{nick}</author>'
+        f'<surface name="sky" file="sky.jpg"/><surface name="map" file="{ground}"/>'
+        '<surface name="preview" file="preview.jpg"/></resources>', encoding="latin-1")
+    terrain = np.zeros((300, 400, 4), np.uint8)
+    terrain[150:, :] = (120, 90, 40, 255)  # ground in the lower half, sky (transparent) above
+    Image.fromarray(terrain, "RGBA").save(folder / ground)
+    Image.new("RGB", (400, 300), (90, 150, 230)).save(folder / "sky.jpg")
+
+
+def test_warmux_groups_maps_by_author_nickname_and_crops_drawn_terrain(tmp_path):
+    maps = tmp_path / WARMUX_MAPS
+    _warmux_map(maps / "farm", "CARRE Anthony", "yeKcim")
+    _warmux_map(maps / "ninja", "Anthony CARR\u00c9", "YeKcim")  # one painter, two spellings of the name
+    _warmux_map(maps / "moon", "Michael PRAGER", "None")  # no nickname: the name is the key
+    _warmux_map(maps / "lonely", "", None)  # no author: skipped
+    (maps / "broken").mkdir()
+    (maps / "broken" / "config.xml").write_text("<resources><author>")
+    groups = {g.name: g.items for g in discover_warmux(Context(root=tmp_path))}
+    per_map = WARMUX_GROUND_CROPS + WARMUX_SKY_CROPS
+    assert sorted(groups) == ["michael prager", "yekcim"]
+    assert len(groups["yekcim"]) == 2 * per_map and len(groups["michael prager"]) == per_map
+    for item in groups["yekcim"]:
+        img = np.asarray(item.render(96), dtype=np.int16)
+        assert img.shape[:2] == (96, 96)
+        if item.origin.name == "map.png":
+            # at least half of every terrain crop is the drawn ground, not the grey the sky becomes
+            assert (np.abs(img - (120, 90, 40)).sum(2) < 30).mean() >= 0.45
+    assert len({i.key for i in groups["yekcim"]}) == 2 * per_map

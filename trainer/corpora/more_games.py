@@ -1,4 +1,4 @@
-"""Game-art sources of the second build: Cataclysm: DDA's community tilesets, FreeCol, Red Eclipse's textures.
+"""Game-art sources built after the first: Cataclysm: DDA's tilesets, FreeCol, Red Eclipse's textures, Warmux's maps.
 
 Cataclysm: Dark Days Ahead ships tilesets by different artists that draw the
 *same* things (a zombie, a wall, a car seat) each in its own hand: the
@@ -17,7 +17,9 @@ import fnmatch
 import hashlib
 import json
 import re
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -25,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from trainer.corpora.games import PNG, first_frames, image_size, sprites, subfolders
+from core.images import to_rgb
 from trainer.corpora.imaging import RenderError, fit_scene, load_raster
 from trainer.corpora.spec import RASTER, Box, Context, GroupSpec, Item, Source, files, sheet_crop
 
@@ -218,6 +221,79 @@ def discover_redeclipse(ctx: Context) -> Iterator[GroupSpec]:
         yield GroupSpec(artist, [Item(str(p), p, _texture(p)) for p in paths])
 
 
+# ------------------------------------------------------------------ warmux
+
+WARMUX_MAPS = "usr/share/games/warmux/map"
+# Per map: crops of its terrain (the drawn ground, objects and characters) and of its sky.
+WARMUX_GROUND_CROPS = 6
+WARMUX_SKY_CROPS = 2
+# A terrain crop must be mostly drawn: the terrain picture is transparent wherever the sky shows.
+WARMUX_MIN_DRAWN = 0.5
+
+
+def warmux_map(config: Path) -> tuple[str, dict[str, str]] | None:
+    """(author key, surface name -> file) of one map, from its ``config.xml``; None without an author.
+
+    Maps are drawn by many contributors, and ``config.xml`` names each one's author; the nickname is
+    the stable key (the same painter's name is spelt two ways across maps, their nickname once).
+    """
+    try:
+        root = ET.parse(config).getroot()
+    except (OSError, ET.ParseError):
+        return None
+    author = root.find("author")
+    if author is None:
+        return None
+    nick, name = (author.findtext("nickname") or "").strip(), (author.findtext("name") or "").strip()
+    key = nick if nick and nick.lower() != "none" else name
+    if not key:
+        return None
+    surfaces = {el.get("name"): el.get("file") for el in root.iter("surface") if el.get("name") and el.get("file")}
+    return key.casefold(), surfaces
+
+
+@lru_cache(maxsize=2)
+def _picture(path: Path) -> Image.Image:
+    return load_raster(path)
+
+
+def drawn_crop(path: Path, index: int, seed: int, min_drawn: float) -> Callable[[int], Image.Image]:
+    """A random square crop (30-60 % of the shorter side) in which at least ``min_drawn`` is opaque."""
+    def render(size: int) -> Image.Image:
+        img = _picture(path)
+        rng = np.random.default_rng([seed, index])
+        for _ in range(30):
+            side = int(min(img.size) * rng.uniform(0.3, 0.6))
+            if side < size // 2:
+                raise RenderError(f"{path}: too small to crop ({img.width}x{img.height})")
+            x, y = int(rng.integers(0, img.width - side + 1)), int(rng.integers(0, img.height - side + 1))
+            crop = img.crop((x, y, x + side, y + side))
+            if np.count_nonzero(np.asarray(crop.getchannel("A")) > 127) >= min_drawn * side * side:
+                return fit_scene(to_rgb(crop), size)
+        raise RenderError(f"{path}: no mostly drawn crop in 30 tries")
+    return render
+
+
+def discover_warmux(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per map author: crops of the terrain and sky of each of their maps."""
+    by_author: dict[str, list[Item]] = {}
+    for config in sorted(ctx.path(WARMUX_MAPS).glob("*/config.xml")):
+        found = warmux_map(config)
+        if found is None:
+            continue
+        author, surfaces = found
+        parts = [(surfaces.get("map"), WARMUX_GROUND_CROPS, WARMUX_MIN_DRAWN),
+                 (surfaces.get("sky"), WARMUX_SKY_CROPS, 0.0)]
+        for name, crops, min_drawn in parts:
+            path = config.parent / name if name else None
+            if path is None or not path.is_file():
+                continue
+            by_author.setdefault(author, []).extend(
+                Item(f"{path}@crop{i}", path, drawn_crop(path, i, ctx.seed, min_drawn)) for i in range(crops))
+    for author, items in sorted(by_author.items()):
+        yield GroupSpec(author, items)
+
+
 MORE_GAME_SOURCES: tuple[Source, ...] = (
     Source("cataclysm", ("cataclysm-dda-data",),
            "Community tilesets that draw the same creatures, terrain, furniture, vehicle parts and items each "
@@ -228,4 +304,7 @@ MORE_GAME_SOURCES: tuple[Source, ...] = (
     Source("redeclipse", ("redeclipse-data",),
            "Texture packs, one group per artist's folder: an artist's materials share their palette, "
            "wear and way of painting.", discover_redeclipse),
+    Source("warmux", ("warmux-data",),
+           "Battle maps, one group per author their config.xml names: crops of the terrain and sky each "
+           "painter drew, map after map.", discover_warmux),
 )
