@@ -3,8 +3,8 @@
 A recipe group teaches something only if no other group looks the same: two near-identical recipes
 are each other's negatives. This renders the same few content pictures through the first N recipes of
 the restyled clip-art source (or the procedural treatments) and reports, per recipe, the distance to its
-nearest other recipe (mean absolute difference of 32 px colour thumbnails on the trainer's grey, over the pixels that are not
-that grey in either: an object's margin would otherwise dilute every difference; 0-1).
+nearest other recipe (mean absolute difference of 32 px colour thumbnails on the trainer's grey, over the
+pixels that are not that grey in either: an object's margin would otherwise dilute every difference; 0-1).
 
     python bench/recipe_twins.py --source restyled --recipes 2000 --report runs/restyled/twins.json
     python bench/recipe_twins.py --source procedural --recipes 1200

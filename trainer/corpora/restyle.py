@@ -124,7 +124,8 @@ def recolour(style: Restyle, colour: tuple[float, float, float]) -> tuple[float,
 def _named(style: Restyle, name: str) -> tuple[int, int, int]:
     """A recipe colour by name: a literal, or the recipe's own darkest / lightest colour."""
     if name in ("darkest", "lightest"):
-        return tuple(int(round(c * 255)) for c in recolour(style, (0.0, 0.0, 0.0) if name == "darkest" else (1.0, 1.0, 1.0)))
+        source = (0.0, 0.0, 0.0) if name == "darkest" else (1.0, 1.0, 1.0)
+        return tuple(int(round(c * 255)) for c in recolour(style, source))
     return ImageColor.getrgb(name)[:3]
 
 
