@@ -23,5 +23,6 @@ def test_twins_are_found_over_the_drawn_pixels_and_missing_renders_are_skipped()
     # A small figure on a large ground counts only where something is drawn in either picture.
     small = nearest_distances([[_thumb(0.9, slice(14, 18))], [_thumb(0.1, slice(14, 18))]])
     assert small[0] > 0.5
+    assert np.allclose(nearest_distances([a, twin, other], np.array([2, 0])), best[[2, 0]])
     report = summary(best)
     assert report["recipes"] == 3 and np.isclose(report["twin_share"], 2 / 3, atol=1e-3)
