@@ -30,7 +30,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from trainer.corpora.imaging import OBJECT_FILL, RenderError, alpha_bbox, load_raster, render_svg, run_rsvg
+from trainer.corpora.imaging import RenderError, alpha_bbox, fit_object, load_raster, render_svg, run_rsvg
 
 ICONS_DIR = "usr/share/icons"
 VECTOR_SUFFIXES = (".svg", ".svgz")
@@ -297,18 +297,7 @@ def fit_centred(img: Image.Image, size: int) -> Image.Image:
     Transparency stays, so the loader (core.images.to_rgb) composites it on
     grey exactly as it does for a user's files.
     """
-    img = img.convert("RGBA")
-    box = alpha_bbox(img)
-    if box is None:
-        raise RenderError("image is fully transparent")
-    img = img.crop(box)
-    scale = size * OBJECT_FILL / max(img.size)
-    img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
-                     Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
-    canvas = Image.new("RGBA", (size, size), (0, 0, 0, 0))
-    # A plain paste: pasting with the image as its own mask would square every soft shadow's alpha.
-    canvas.paste(img, ((size - img.width) // 2, (size - img.height) // 2))
-    return canvas
+    return fit_object(img, size, pixel_art=False)
 
 
 def render_icon(icon: IconFile, size: int) -> Image.Image:

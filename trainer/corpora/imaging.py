@@ -45,11 +45,13 @@ def visible_fraction(img: Image.Image) -> float:
     return float(np.count_nonzero(np.asarray(img.getchannel("A")) > 8)) / max(1, img.width * img.height)
 
 
-def fit_object(img: Image.Image, size: int) -> Image.Image:
+def fit_object(img: Image.Image, size: int, pixel_art: bool = True) -> Image.Image:
     """Trim transparent margins, scale the object into ``OBJECT_FILL`` of a square, centre it.
 
     Keeps alpha (RGBA) so the trainer's one decode path (core.images.to_rgb)
-    decides the background, as it does for the user's own sprites.
+    decides the background, as it does for the user's own sprites. With
+    ``pixel_art`` small sprites are enlarged by a whole factor, nearest-neighbour;
+    without it (icons, cards) every picture is resampled smoothly.
     """
     img = img.convert("RGBA")
     box = alpha_bbox(img)
@@ -58,7 +60,7 @@ def fit_object(img: Image.Image, size: int) -> Image.Image:
     img = img.crop(box)
     target = size * OBJECT_FILL
     longest = max(img.size)
-    if longest <= PIXEL_ART_MAX:
+    if pixel_art and longest <= PIXEL_ART_MAX:
         factor = max(1, int(target // longest))
         img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
     else:
