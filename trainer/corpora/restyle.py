@@ -34,10 +34,9 @@ from PIL import Image, ImageChops, ImageColor, ImageFilter
 
 from trainer.corpora.imaging import RenderError, fit_object, run_rsvg, visible_fraction
 from trainer.corpora.reserved import reserved_reason
-from trainer.corpora.spec import Context, GroupSpec, Item, Source, files
+from trainer.corpora.spec import CLIPART, Context, GroupSpec, Item, Source, clipart_drawings
 from trainer.corpora.treatments import harmonious_palette
 
-CLIPART = "usr/share/openclipart/svg"
 # Drawings larger than this are mostly traced photos or scenes of thousands of paths: slow, and not
 # illustrations whose fills a recipe can restate.
 MAX_SVG_BYTES = 150_000
@@ -263,8 +262,9 @@ def finish(style: Restyle, img: Image.Image, size: int, seed: int) -> Image.Imag
         canvas = _under(canvas, _grow(_mask(canvas), p["rim"]), _named(style, p["rim_colour"]))
     if p["shadow"]:
         dx, dy, blur, opacity = p["shadow"]
-        shadow = ImageChops.offset(_mask(canvas), dx, dy).filter(ImageFilter.GaussianBlur(blur)) if blur else \
-            ImageChops.offset(_mask(canvas), dx, dy)
+        shadow = ImageChops.offset(_mask(canvas), dx, dy)
+        if blur:
+            shadow = shadow.filter(ImageFilter.GaussianBlur(blur))
         canvas = _under(canvas, shadow, (20, 20, 28), opacity)
     out = fit_object(canvas, size)
     if p["ground"]:
@@ -301,14 +301,10 @@ def _read(path: Path) -> bytes:
 
 def drawing_pool(ctx: Context) -> list[Path]:
     """Open Clip Art drawings a recipe may redraw: no flags, nothing reserved, no huge or raster-holding files."""
-    base = ctx.path(CLIPART)
     pool = []
-    for path in files(base, {".svg"}):
-        rel = str(path.relative_to(base)).lower()
-        if "flag" in rel or reserved_reason(str(path)):
-            continue
+    for path in clipart_drawings(ctx):
         try:
-            if path.stat().st_size > MAX_SVG_BYTES:
+            if reserved_reason(str(path)) or path.stat().st_size > MAX_SVG_BYTES:
                 continue
         except OSError:
             continue

@@ -35,7 +35,7 @@ from trainer.corpora.restyle import RESTYLED_SOURCES
 from trainer.corpora.provenance import FileOwners
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.spec import (
-    RASTER, VECTOR, Context, GroupSpec, Item, Source, files, object_raster, object_svg, sheet_crop,
+    RASTER, VECTOR, Context, GroupSpec, Item, Source, clipart_drawings, files, object_raster, object_svg, sheet_crop,
 )
 from trainer.corpora.treatments import Style, apply_style, sample_style
 
@@ -77,9 +77,7 @@ def artist_key(creator: str) -> str | None:
 def discover_clipart(ctx: Context) -> Iterator[GroupSpec]:
     by_artist: dict[str, list[Item]] = {}
     shown: dict[str, str] = {}
-    for path in files(ctx.path("usr/share/openclipart/svg"), {".svg"}):
-        if "flag" in str(path.relative_to(ctx.path("usr/share/openclipart/svg"))).lower():
-            continue  # national flags are designs the uploader copied, not the uploader's style
+    for path in clipart_drawings(ctx):
         creator = svg_creator(path)
         key = artist_key(creator) if creator else None
         if key:

@@ -70,6 +70,18 @@ def files(folder: Path, suffixes: set[str]) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
 
 
+CLIPART = "usr/share/openclipart/svg"
+
+
+def clipart_drawings(ctx: Context) -> list[Path]:
+    """Open Clip Art's SVGs, sorted, without national flags: designs the uploader copied, not anyone's style.
+
+    Both the artists' groups and the restyled recipes draw from this one list.
+    """
+    base = ctx.path(CLIPART)
+    return [p for p in files(base, {".svg"}) if "flag" not in str(p.relative_to(base)).lower()]
+
+
 def object_raster(path: Path, min_visible: float = 0.03) -> Callable[[int], Image.Image]:
     """A sprite file as an object; near-empty or tiny files are render errors, not images."""
     def render(size: int) -> Image.Image:
