@@ -11,8 +11,9 @@ from PIL import Image
 
 from trainer.corpora.imaging import RenderError
 from trainer.corpora.more_games import (
-    CDDA_GFX, FREECOL_IMAGES, REDECLIPSE_DATA, WARMUX_GROUND_CROPS, WARMUX_MAPS, WARMUX_SKY_CROPS, colour_maps,
-    discover_cataclysm, discover_freecol, discover_redeclipse, discover_warmux, first_sprite, sprite_kind,
+    CDDA_GFX, CHESS_PIECES, FREECOL_IMAGES, PYCHESS_PIECES, REDECLIPSE_DATA, WARMUX_GROUND_CROPS, WARMUX_MAPS,
+    WARMUX_SKY_CROPS, colour_maps, discover_cataclysm, discover_chess_pieces, discover_freecol, discover_redeclipse,
+    discover_warmux, first_sprite, sprite_kind,
 )
 from trainer.corpora.spec import Context
 
@@ -147,3 +148,28 @@ def test_warmux_groups_maps_by_author_nickname_and_crops_drawn_terrain(tmp_path)
             # at least half of every terrain crop is the drawn ground, not the grey the sky becomes
             assert (np.abs(img - (120, 90, 40)).sum(2) < 30).mean() >= 0.45
     assert len({i.key for i in groups["yekcim"]}) == 2 * per_map
+
+
+def _piece_set(folder: Path, pieces, fill: str) -> None:
+    folder.mkdir(parents=True)
+    for piece in pieces:
+        (folder / f"{piece}.svg").write_text(
+            '<svg xmlns="http://www.w3.org/2000/svg" width="45" height="45">'
+            f'<circle cx="22" cy="22" r="{10 + len(piece)}" fill="{fill}" stroke="#000"/></svg>')
+
+
+def test_chess_piece_sets_are_groups_of_twelve_pieces_with_the_piece_as_content(tmp_path):
+    sets = tmp_path / PYCHESS_PIECES
+    _piece_set(sets / "alpha", CHESS_PIECES + ("we", "be"), "#c00")  # extra fairy pieces are not used
+    _piece_set(sets / "kosal", CHESS_PIECES, "#0a0")
+    _piece_set(sets / "partial", CHESS_PIECES[:-1], "#00c")  # a set without its black pawn is not the whole set
+    (sets / "sheet").mkdir()
+    (sets / "sheet" / "sheet.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')  # one sheet: skipped
+    groups = {g.name: g.items for g in discover_chess_pieces(Context(root=tmp_path))}
+    assert sorted(groups) == ["alpha", "kosal"]
+    assert [i.content for i in groups["kosal"]] == list(CHESS_PIECES) == ["wk", "wq", "wr", "wb", "wn", "wp",
+                                                                          "bk", "bq", "br", "bb", "bn", "bp"]
+    img = np.asarray(groups["alpha"][0].render(64).convert("RGBA"), dtype=np.int16)
+    assert img.shape == (64, 64, 4)
+    drawn = img[..., 3] > 200
+    assert drawn.mean() > 0.1 and (np.abs(img[drawn][:, :3] - (204, 0, 0)).sum(1) < 30).mean() > 0.5

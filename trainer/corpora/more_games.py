@@ -1,4 +1,5 @@
-"""Game-art sources built after the first: Cataclysm: DDA's tilesets, FreeCol, Red Eclipse's textures, Warmux's maps.
+"""Game-art sources built after the first: Cataclysm: DDA's tilesets, FreeCol, Red Eclipse's textures, Warmux's maps,
+PyChess's piece sets.
 
 Cataclysm: Dark Days Ahead ships tilesets by different artists that draw the
 *same* things (a zombie, a wall, a car seat) each in its own hand: the
@@ -29,7 +30,7 @@ from PIL import Image
 from trainer.corpora.games import PNG, first_frames, image_size, sprites, subfolders
 from core.images import to_rgb
 from trainer.corpora.imaging import RenderError, fit_scene, load_raster
-from trainer.corpora.spec import RASTER, Box, Context, GroupSpec, Item, Source, files, sheet_crop
+from trainer.corpora.spec import RASTER, Box, Context, GroupSpec, Item, Source, files, object_svg, sheet_crop
 
 CDDA_GFX = "usr/share/games/cataclysm-dda/gfx"
 # Sheets drawn by others: borrowed from another tileset to fill gaps, or placeholders.
@@ -294,6 +295,27 @@ def discover_warmux(ctx: Context) -> Iterator[GroupSpec]:
         yield GroupSpec(author, items)
 
 
+# ------------------------------------------------------------------ chess pieces
+
+PYCHESS_PIECES = "usr/share/pychess/pieces"
+# The twelve pieces every set draws: colour (w, b) and piece (king, queen, rook, bishop, knight, pawn).
+CHESS_PIECES = tuple(colour + piece for colour in "wb" for piece in "kqrbnp")
+
+
+def discover_chess_pieces(ctx: Context) -> Iterator[GroupSpec]:
+    """One group per piece set that draws each of the twelve pieces in a file of its own.
+
+    Chess piece sets are the one subject drawn again and again by different hands (font designers,
+    Wikipedia's Cburnett, lichess's artists), so every picture's content is its piece and the
+    content trap counts "same piece, other set". Sets drawn in one sheet, or missing a piece, are
+    left out rather than cut up by guesswork: the group must be the whole set.
+    """
+    for folder in subfolders(ctx.path(PYCHESS_PIECES)):
+        paths = [folder / f"{piece}.svg" for piece in CHESS_PIECES]
+        if all(p.is_file() for p in paths):
+            yield GroupSpec(folder.name, [Item(str(p), p, object_svg(p), content=p.stem) for p in paths])
+
+
 MORE_GAME_SOURCES: tuple[Source, ...] = (
     Source("cataclysm", ("cataclysm-dda-data",),
            "Community tilesets that draw the same creatures, terrain, furniture, vehicle parts and items each "
@@ -307,4 +329,7 @@ MORE_GAME_SOURCES: tuple[Source, ...] = (
     Source("warmux", ("warmux-data",),
            "Battle maps, one group per author their config.xml names: crops of the terrain and sky each "
            "painter drew, map after map.", discover_warmux),
+    Source("chess-pieces", ("pychess",),
+           "Chess piece sets, one group per set: the same twelve pieces drawn by each set's designer.",
+           discover_chess_pieces),
 )
