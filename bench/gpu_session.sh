@@ -3,9 +3,9 @@
 #   1. record the machine, 2. unpack a corpus pack (python -m trainer.corpora pack),
 #   3. train several runs side by side on the one GPU, each stopping after MINUTES,
 #   4. meanwhile run the device tests (tests/test_devices.py: CUDA against CPU float32),
-#   5. leave in OUT what the lease's file limits allow: each run's metrics and summary,
-#      and best checkpoints without optimiser state, re-pointed at the pack's origin manifest
-#      so `python -m trainer export` can fit standardisation on the original images here.
+#   5. leave in OUT what the lease's file limits allow: each run's logs and metrics, and its best and
+#      last checkpoints' searched weights, re-pointed at the pack's origin manifest so
+#      `python bench/lease_checkpoints.py unpack` then `python -m trainer export` work here.
 #
 # Usage, in the repository root of the GPU machine:
 #   bench/gpu_session.sh PACK.tar MINUTES OUT_DIR
@@ -38,14 +38,16 @@ CARD=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['origin_card'
 # shipped recipe with the restyled groups held out (--test-sources restyled: the control) against the same
 # recipe training on them, and ALADIN-L on them (capacity may need the variety to show).
 NEW=0ad,blobwars,crawl,endless-sky,extremetuxracer,flare,freedroidrpg,lincity-ng,megaglest,minetest,naev,neverball,stellarium,supertux,teeworlds,warzone2100,widelands
-# The fourth run fine-tunes the shipped network on the same pack: on 2 CPU cores 875 steps of it (224,000
-# images) raised the network alone on every out-of-domain set, but not enough to lift the fused vector
-# (MODEL.md, "Fine-tuned on the restyled clip art, on the CPU"); a GPU gives it the length the CPU could not.
-# A run whose flags name --from is a `trainer finetune`, the others `trainer train`.
-RUNS=${RUNS:-"s64-control  --variant s --input-size 64 --lambda-rec 0 --lr 5e-4 --val-sources $NEW --test-sources restyled --embedding projection
+# Two runs fine-tune the shipped network on the same pack: on 2 CPU cores 875 steps of it (224,000 images)
+# raised the network alone on every out-of-domain set, but not enough to lift the fused vector (MODEL.md,
+# "Fine-tuned on the restyled clip art, on the CPU"); a GPU gives it the length the CPU could not, and the
+# second adds the self-supervised views (two crops of one image) that restyled drawings may need. A run whose
+# flags name --from is a `trainer finetune`, the others `trainer train`. The control (the shipped recipe with
+# --test-sources restyled) gave way to them: the shipped network is that recipe on the builder-3 corpus.
+RUNS=${RUNS:-"s64-finetune --from resources/models/default.safetensors --lr 2e-4 --val-sources $NEW --embedding projection
 s64-restyled --variant s --input-size 64 --lambda-rec 0 --lr 5e-4 --val-sources $NEW --embedding projection
 l64-restyled --variant l --input-size 64 --lambda-rec 0 --lr 5e-4 --val-sources $NEW --embedding projection
-s64-finetune --from resources/models/default.safetensors --lr 2e-4 --val-sources $NEW --embedding projection"}
+s64-ft-ssl   --from resources/models/default.safetensors --lr 2e-4 --ssl-weight 0.5 --val-sources $NEW --embedding projection"}
 COMMON=${COMMON:-"--groups-per-batch 512 --decay-every 150 --steps 100000 --eval-every 200 --checkpoint-every 200
   --log-every 20 --patience 0 --val-max-images 1200 --seed 0 --workers 3 --tensorboard off"}
 
@@ -83,21 +85,12 @@ fi
 wait "${pids[@]}"
 kill $DMON 2>/dev/null
 
-$PY - "$WORK/runs" "$OUT" "$WORK/corpus/pack.json" <<'EOF'
-import json, sys, pathlib, torch
-runs, out, info = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2]), json.load(open(sys.argv[3]))
-room = 56 << 20  # what comes back is at most 64 MB and 8 files: leave room for the logs
-for best in sorted(runs.glob("*/best.pt")):
-    state = torch.load(best, map_location="cpu", weights_only=True)
-    keep = {k: state[k] for k in ("format", "version", "step", "model", "model_config", "best", "first_eval",
-                                  "config", "data_card")}
-    keep["config"] = {**state["config"], "data": info["origin"]}
-    size = sum(t.numel() * t.element_size() for t in keep["model"].values())
-    kept = size < min(15 << 20, room)
-    if kept:
-        torch.save(keep, out / f"{best.parent.name}-best.pt")
-        room -= size
-    print(best.parent.name, "step", state["step"], "best", state["best"], "model MB", round(size / 2**20, 1),
-          "" if kept else "(not brought back: over the size limits)")
-EOF
+# What comes back: the searched parts of every run's best.pt and last.pt in at most 6 files (the runs in the
+# order above, L in half precision; bench/lease_checkpoints.py), and the logs and metrics in one archive.
+ORIGIN=$($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['origin'])" "$WORK/corpus/pack.json")
+ORDER=$(echo "$RUNS" | awk 'NF {print $1}' | paste -sd, -)
+$PY -m bench.lease_checkpoints pack "$WORK/runs" "$OUT" --origin "$ORIGIN" --room-mb 60 --max-files 6 \
+  --runs "$ORDER" > "$WORK/runs/kept.txt" 2>&1
+mv "$OUT/machine.txt" "$OUT/device-tests.txt" "$WORK/runs/" 2>/dev/null
 tar -czf "$OUT/runs.tar.gz" -C "$WORK" --exclude='*.pt' runs
+cat "$WORK/runs/kept.txt" "$WORK/runs/machine.txt"
