@@ -22,10 +22,14 @@ from pathlib import Path
 
 import torch
 
-from trainer.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from trainer.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint  # noqa: E402
 
 SEARCH_PARTS = ("style_encoder.", "head.")
-KEPT_STATE = ("step", "model_config", "best", "first_eval", "config", "data_card")
+# training_set: the hashed groups the run trained on, which the model file records and the app checks libraries
+# against; without it an export from the lease's checkpoint cannot find its training images either.
+KEPT_STATE = ("step", "model_config", "best", "first_eval", "config", "data_card", "training_set")
 FILE_LIMIT = 15 << 20  # under the lease's 16 MiB per file, with room for the pickle's own bytes
 
 

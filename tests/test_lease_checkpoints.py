@@ -15,7 +15,8 @@ def _run(folder, step_best: int, step_last: int, seed: int, lambda_rec: float = 
         save_checkpoint(folder / f"{which}.pt", {
             "step": step, "best": 0.5, "model": net.state_dict(), "optimizer": {"state": {}},
             "model_config": {"arch": "aladin", "variant": "s", "input_size": 48},
-            "config": {"lambda_rec": lambda_rec, "data": "/gpu/corpus/manifest.csv"}})
+            "config": {"lambda_rec": lambda_rec, "data": "/gpu/corpus/manifest.csv"},
+            "training_set": {"projects": f"run{seed}", "count": 1}, "torch_rng": torch.get_rng_state()})
 
 
 def test_pack_and_unpack_keep_the_searched_weights_and_the_origin(tmp_path, monkeypatch):
@@ -33,7 +34,8 @@ def test_pack_and_unpack_keep_the_searched_weights_and_the_origin(tmp_path, monk
     for name, source in (("a-best", runs / "a" / "best.pt"), ("a-last", runs / "a" / "last.pt"),
                          ("b-best", runs / "b" / "best.pt")):
         original, back = load_checkpoint(source), load_checkpoint(tmp_path / "back" / f"{name}.pt")
-        assert back["step"] == original["step"] and "optimizer" not in back
+        assert back["step"] == original["step"] and "optimizer" not in back and "torch_rng" not in back
+        assert back["training_set"] == original["training_set"]
         assert back["config"]["data"] == "/here/manifest.csv"
         for key, value in original["model"].items():
             if key.startswith(lease.SEARCH_PARTS):
