@@ -24,9 +24,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.model import ModelConfig, build_model  # noqa: E402
+from core.modelfile import SEARCH_PARTS  # noqa: E402
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint, save_checkpoint  # noqa: E402
 
-SEARCH_PARTS = ("style_encoder.", "head.")
 # training_set: the hashed groups the run trained on, which the model file records and the app checks libraries
 # against; without it an export from the lease's checkpoint cannot find its training images either.
 KEPT_STATE = ("step", "model_config", "best", "first_eval", "config", "data_card", "training_set")
@@ -134,7 +135,6 @@ def unpack(files: list[Path], out: Path) -> list[Path]:
 
 def _initial(state: dict) -> dict:
     """The architecture's seed-0 initial weights, which stand in for the parts a run never trained."""
-    from core.model import ModelConfig, build_model
     arch = state["model_config"]
     return build_model(ModelConfig(variant=arch["variant"], input_size=arch["input_size"]), seed=0).state_dict()
 
