@@ -363,3 +363,16 @@ def test_self_supervised_views_train_with_accumulation_reconstruction_and_single
         assert row["loss/ssl"] > 0 and row["loss/reconstruction"] > 0
         assert row["loss/total"] == pytest.approx(row["loss/contrastive"] + 1e-2 * row["loss/reconstruction"]
                                                   + 0.5 * row["loss/ssl"], rel=1e-5)
+
+
+def test_a_checkpoint_without_its_training_record_is_split_again_by_the_sources_it_held_out(tmp_path):
+    """A run that held whole sources out, slimmed of its record (bench/lease_checkpoints.py before it kept it),
+    still exports: its training images are the rows of the other sources, not a project split of None."""
+    from trainer.export import training_paths
+    rows = [Sample(path=f"{source}-{g}-{i}.png", group=f"{source}/{g}", source=source)
+            for source in ("seen", "unseen") for g in range(3) for i in range(2)]
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    config = {"data": str(manifest), "val_sources": ["unseen"], "test_sources": None, "val": None, "test": None,
+              "split_seed": None}
+    paths = training_paths({"config": config}, None)
+    assert sorted(Path(p).name for p in paths) == sorted(r.path for r in rows if r.source == "seen")

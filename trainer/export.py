@@ -44,7 +44,7 @@ from trainer.errors import CheckpointError, DataError
 from trainer.evaluate import FUSION_FLAGS, add_fusion_arguments, fusion_options, raw_in_batches
 from trainer.manifest import at_consensus, read_manifest
 from trainer.provenance import NOTE, TrainingSet
-from trainer.splits import plan_by_project
+from trainer.splits import HeldOut, plan_by_project
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +75,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def training_paths(state: dict, fit_on: Path | None) -> list[str]:
     """The images standardisation is fitted on: ``fit_on``'s, else the run's training split.
 
-    The split is the one the run recorded; a checkpoint from before that record is split again from
-    its settings, as it was then.
+    The split is the one the run recorded; a checkpoint without that record (from before it, or slimmed for
+    transfer) is split again from its settings, as it was then: by source where the run held sources out.
     """
     if fit_on is not None:
         return [s.path for s in read_manifest(fit_on)]
@@ -88,7 +88,9 @@ def training_paths(state: dict, fit_on: Path | None) -> list[str]:
     everything = read_manifest(data)
     record = state.get(NOTE)
     held_out = TrainingSet.from_record(record).held_out if record else None
-    if held_out is None:
+    if held_out is None and config.get("val_sources"):
+        held_out = HeldOut.of_sources(config["val_sources"], config.get("test_sources") or [])
+    elif held_out is None:
         held_out = plan_by_project(everything, config["val"], config["test"], config["split_seed"])
     return [s.path for s in held_out.apply(at_consensus(everything, config.get("consensus"))).train]
 
