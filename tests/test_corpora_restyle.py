@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -12,7 +13,9 @@ from PIL import Image
 
 from trainer.corpora import restyle
 from trainer.corpora.imaging import RenderError
-from trainer.corpora.restyle import Restyle, discover_restyled, finish, recolour, restyle_svg, sample_restyle
+from trainer.corpora.restyle import (
+    Restyle, discover_restyled, discover_restyled_sprites, finish, recolour, restyle_svg, sample_restyle,
+)
 from trainer.corpora.spec import Context
 
 SVG = b"""<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" viewBox="0 0 100 100">
@@ -157,3 +160,51 @@ def test_a_drawing_renders_in_its_recipe_colours_and_in_pixels(tmp_path):
     row = pixel[48, :, 0]
     runs = np.diff(np.flatnonzero(np.diff(row) != 0))
     assert runs.size and runs.min() >= 3
+
+
+def _sprite_sheets(root, sprites_a: int = 30, sprites_b: int = 10) -> None:
+    """Two KDE games: kbounce with many named sprites in one sheet, kmines with few in a gzipped one, each beside
+    an Inkscape automatic id (not a sprite) and a sheet over the size limit (never read)."""
+    def sheet(names):
+        body = "".join(f'<rect id="{n}" x="0" y="0" width="40" height="40" fill="#305080"/>' for n in names)
+        return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">{body}'
+                f'<rect id="rect123" width="5" height="5"/></svg>').encode()
+    a = root / "usr/share/kbounce/themes"
+    b = root / "usr/share/kmines/themes"
+    a.mkdir(parents=True)
+    b.mkdir(parents=True)
+    (a / "ball.svg").write_bytes(sheet([f"ball_{i}" for i in range(sprites_a)]))
+    (b / "mine.svgz").write_bytes(gzip.compress(sheet([f"mine_{i}" for i in range(sprites_b)])))
+    (a / "huge.svg").write_bytes(sheet(["giant"]) + b" " * restyle.MAX_SHEET_BYTES)
+
+
+def test_sprite_recipes_draw_named_sprites_of_every_game_alike(tmp_path):
+    _sprite_sheets(tmp_path)
+    ctx = Context(root=tmp_path, restyled_styles=40)
+    groups = list(discover_restyled_sprites(ctx))
+    assert len(groups) == 40 and len({g.name for g in groups}) == 40
+    contents = [it.content for g in groups for it in g.items]
+    assert all(re.fullmatch(r"kde:(kbounce/themes/ball\.svg#ball|kmines/themes/mine\.svgz#mine)_\d+", c)
+               for c in contents), "named sprites only: no automatic ids, nothing from the huge sheet"
+    # Each game alike although kbounce has three times the sprites: about half the draws each.
+    share = sum(c.startswith("kde:kmines") for c in contents) / len(contents)
+    assert 0.4 < share < 0.6, share
+    # Recipes are their own draws, not the clip-art source's recipe i again.
+    assert [g.name for g in groups] == [g.name for g in discover_restyled_sprites(ctx)]
+    clipart = tmp_path / "usr/share/openclipart/svg/animals"
+    clipart.mkdir(parents=True)
+    for i in range(20):
+        (clipart / f"a{i}.svg").write_bytes(SVG)
+    assert not {g.name for g in groups} & {g.name for g in discover_restyled(ctx)}
+
+
+@pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="needs rsvg-convert (librsvg2-bin)")
+def test_a_sprite_renders_alone_in_its_recipe_colours_from_a_gzipped_sheet(tmp_path):
+    _sprite_sheets(tmp_path)
+    sheet = tmp_path / "usr/share/kmines/themes/mine.svgz"
+    img = np.asarray(restyle.render_restyled(_style(), sheet, 96, 0, element="mine_3"))
+    opaque = img[img[..., 3] == 255][:, :3]
+    assert opaque.size and {tuple(c) for c in opaque} <= {tuple(int(PALETTE[i][k:k + 2], 16) for k in (1, 3, 5))
+                                                          for i in range(3)}
+    with pytest.raises(RenderError):
+        restyle.render_restyled(_style(), sheet, 96, 0, element="no_such_sprite")

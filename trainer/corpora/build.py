@@ -326,7 +326,7 @@ def _ordered_specs(source: Source, ctx: Context, seed: int) -> list[GroupSpec]:
     Procedural and restyled groups keep their numbered order (the first N recipes).
     """
     specs = sorted(source.discover(ctx), key=lambda s: s.name)
-    if source.name in ("procedural", "restyled"):
+    if source.name in ("procedural", "restyled", "restyled-sprites"):
         return specs
     order = group_seed(seed, f"order/{source.name}").permutation(len(specs))
     return [specs[i] for i in order]

@@ -20,26 +20,31 @@ vary with each drawing's transforms.
 from __future__ import annotations
 
 import colorsys
+import gzip
 import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageChops, ImageColor, ImageFilter
 
 from trainer.corpora.imaging import RenderError, fit_object, run_rsvg, visible_fraction
 from trainer.corpora.reserved import reserved_reason
-from trainer.corpora.spec import CLIPART, Context, GroupSpec, Item, Source, clipart_drawings
+from trainer.corpora.spec import (
+    CLIPART, KDE_GAMES, KDE_PACKAGES, VECTOR, Context, GroupSpec, Item, Source, clipart_drawings, files,
+)
 from trainer.corpora.treatments import harmonious_palette
 
 # Drawings larger than this are mostly traced photos or scenes of thousands of paths: slow, and not
 # illustrations whose fills a recipe can restate.
 MAX_SVG_BYTES = 150_000
+MAX_SHEET_BYTES = 300_000
 CANDIDATES_PER_GROUP = 12
 IMAGES_PER_GROUP = 8
 COLOUR_PROPERTIES = ("fill", "stroke", "stop-color", "flood-color", "lighting-color")
@@ -279,13 +284,14 @@ def finish(style: Restyle, img: Image.Image, size: int, seed: int) -> Image.Imag
     return out
 
 
-def render_restyled(style: Restyle, path: Path, size: int, seed: int) -> Image.Image:
-    """One drawing in one recipe, as a corpus object image of ``size`` px."""
+def render_restyled(style: Restyle, path: Path, size: int, seed: int, element: str | None = None) -> Image.Image:
+    """One drawing (or one sprite of a sheet, by id) in one recipe, as a corpus object image of ``size`` px."""
     svg = restyle_svg(style, _read(path))
     box = style.params["pixels"] or int(size * 0.86)
-    img = run_rsvg(path, ["--keep-aspect-ratio", "-w", str(box), "-h", str(box)], stdin=svg)
+    img = run_rsvg(path, ["--keep-aspect-ratio", "-w", str(box), "-h", str(box)]
+                   + (["--export-id", element] if element else []), element, stdin=svg)
     if max(img.size) < 12 or visible_fraction(img) < 0.02:
-        raise RenderError(f"{path}: renders (almost) nothing")
+        raise RenderError(f"{path}{'#' + element if element else ''}: renders (almost) nothing")
     if style.params["pixels"]:
         img = img.convert("RGBA")
         img.putalpha(_mask(img))
@@ -294,7 +300,8 @@ def render_restyled(style: Restyle, path: Path, size: int, seed: int) -> Image.I
 
 @lru_cache(maxsize=64)
 def _read(path: Path) -> bytes:
-    return path.read_bytes()
+    data = path.read_bytes()
+    return gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data
 
 
 # ---------------------------------------------------------------- the source
@@ -312,28 +319,77 @@ def drawing_pool(ctx: Context) -> list[Path]:
     return pool
 
 
-def _item(style: Restyle, path: Path, base: Path, seed: int) -> Item:
-    content = f"openclipart:{path.relative_to(base)}"
-    return Item(f"{style.key}:{content}", path, lambda size: render_restyled(style, path, size, seed), content=content)
+def sprite_pool(ctx: Context) -> list[tuple[Path, str]]:
+    """Named sprites of the KDE game themes (the kde-games source's sheets), nothing reserved, no huge sheet.
+
+    A recipe restates a whole sheet to draw one sprite of it, so sheets over MAX_SHEET_BYTES (a tenth of them,
+    a third of the sprites) would make the build several times slower.
+    """
+    from trainer.corpora.sources import svg_sprite_ids  # sources.py imports this module: import at call time
+
+    pool = []
+    for game in KDE_GAMES:
+        for path in files(ctx.path(f"usr/share/{game}"), VECTOR):
+            try:
+                if reserved_reason(str(path)) or path.stat().st_size > MAX_SHEET_BYTES:
+                    continue
+                pool += [(path, sprite) for sprite in svg_sprite_ids(path)]
+            except (OSError, RenderError):
+                continue
+    return pool
 
 
-def discover_restyled(ctx: Context) -> Iterator[GroupSpec]:
-    """``ctx.restyled_styles`` groups, recipe ``i`` drawn from seed (seed, i); repeats of a recipe skipped."""
-    pool = drawing_pool(ctx)
+def _groups(ctx: Context, stream: int, pool: list, item: Callable[[Restyle, Any, int], Item],
+            weights: np.ndarray | None = None) -> Iterator[GroupSpec]:
+    """``ctx.restyled_styles`` groups, recipe ``i`` drawn from seed (seed, stream, i); repeats of a recipe skipped.
+
+    Each source has its own ``stream``, so a recipe on clip art and one on sprites are independent draws;
+    ``weights`` (summing to 1) make some of the pool likelier.
+    """
     if len(pool) < CANDIDATES_PER_GROUP:
         return
-    base = ctx.path(CLIPART)
     used: set[str] = set()
     i = 0
     while len(used) < ctx.restyled_styles:
-        rng = np.random.default_rng([ctx.seed, 104729, i])
+        rng = np.random.default_rng([ctx.seed, stream, i])
         style = sample_restyle(rng)
         if style.key not in used:
             used.add(style.key)
-            chosen = rng.choice(len(pool), size=CANDIDATES_PER_GROUP, replace=False)
-            yield GroupSpec(f"{i:05d}-{style.key}", [_item(style, pool[j], base, int(rng.integers(2**31)))
-                                                      for j in chosen], max_images=IMAGES_PER_GROUP)
+            chosen = rng.choice(len(pool), size=CANDIDATES_PER_GROUP, replace=False, p=weights)
+            yield GroupSpec(f"{i:05d}-{style.key}", [item(style, pool[j], int(rng.integers(2**31))) for j in chosen],
+                            max_images=IMAGES_PER_GROUP)
         i += 1
+
+
+def discover_restyled(ctx: Context) -> Iterator[GroupSpec]:
+    """Recipes redrawing Open Clip Art drawings."""
+    base = ctx.path(CLIPART)
+
+    def item(style: Restyle, path: Path, seed: int) -> Item:
+        content = f"openclipart:{path.relative_to(base)}"
+        return Item(f"{style.key}:{content}", path, lambda size: render_restyled(style, path, size, seed),
+                    content=content)
+
+    yield from _groups(ctx, 104729, drawing_pool(ctx), item)
+
+
+def discover_restyled_sprites(ctx: Context) -> Iterator[GroupSpec]:
+    """Recipes redrawing KDE game sprites: style variety on game-art content, as the clip art gives it on
+    illustrations (MODEL.md, "The restyled clip art at GPU length")."""
+    base = ctx.path("usr/share")
+
+    def item(style: Restyle, sprite: tuple[Path, str], seed: int) -> Item:
+        path, element = sprite
+        content = f"kde:{path.relative_to(base)}#{element}"
+        return Item(f"{style.key}:{content}", path,
+                    lambda size: render_restyled(style, path, size, seed, element), content=content)
+
+    # One game (KGoldrunner: a quarter of the sprites) would otherwise fill a third of every group.
+    pool = sprite_pool(ctx)
+    games = [path.relative_to(base).parts[0] for path, _ in pool]
+    count = Counter(games)
+    weights = np.array([1.0 / count[g] for g in games]) / max(len(count), 1)
+    yield from _groups(ctx, 130363, pool, item, weights)
 
 
 RESTYLED_SOURCES: tuple[Source, ...] = (
@@ -341,4 +397,7 @@ RESTYLED_SOURCES: tuple[Source, ...] = (
            "One group per illustration recipe (palette or colour shift, flat or graded fills, line and outline "
            "weight, rim, shadow, pixel rendering, ground) redrawing Open Clip Art drawings by many artists; the "
            "same drawing appears under several recipes (manifest column content).", discover_restyled),
+    Source("restyled-sprites", KDE_PACKAGES,
+           "The same recipes redrawing sprites of the KDE games' SVG themes (the kde-games source's sheets); "
+           "the same sprite appears under several recipes (manifest column content).", discover_restyled_sprites),
 )

@@ -35,7 +35,8 @@ from trainer.corpora.restyle import RESTYLED_SOURCES
 from trainer.corpora.provenance import FileOwners
 from trainer.corpora.reserved import reserved_reason
 from trainer.corpora.spec import (
-    RASTER, VECTOR, Context, GroupSpec, Item, Source, clipart_drawings, files, object_raster, object_svg, sheet_crop,
+    KDE_GAMES, KDE_PACKAGES, RASTER, VECTOR, Context, GroupSpec, Item, Source, clipart_drawings, files, object_raster,
+    object_svg, sheet_crop,
 )
 from trainer.corpora.treatments import Style, apply_style, sample_style
 
@@ -89,13 +90,6 @@ def discover_clipart(ctx: Context) -> Iterator[GroupSpec]:
 
 # ------------------------------------------------------------- KDE games
 
-KDE_GAMES = (
-    "bovo", "granatier", "kapman", "katomic", "kblackbox", "kblocks", "kbounce", "kbreakout", "kdiamond",
-    "kfourinline", "kgoldrunner", "kigo", "killbots", "kjumpingcube", "klickety", "kmahjongglib", "kmines",
-    "knavalbattle", "knetwalk", "kolf", "kollision", "kreversi", "ksnakeduel", "kspaceduel", "ksudoku",
-    "ktuberling", "picmi",
-)
-KDE_PACKAGES = tuple(g for g in KDE_GAMES if g != "kmahjongglib") + ("kdegames-mahjongg-data-kf5", "ktuberling-data")
 _AUTO_ID = re.compile(
     r"^(g|path|rect|svg|layer|use|image|text|tspan|circle|ellipse|polygon|polyline|line|flow\w+|"
     r"stop|\w*[Gg]radient|filter|clipPath|mask|pattern|symbol|marker|fe[A-Za-z]+)[-_]?\d+(-\d+)?$"

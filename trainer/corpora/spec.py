@@ -20,6 +20,15 @@ from trainer.corpora.imaging import RenderError, fit_object, load_raster, render
 
 RASTER = {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"}
 VECTOR = {".svg", ".svgz"}
+
+# The KDE games whose SVG themes the kde-games source reads, and the restyled-sprites source redraws.
+KDE_GAMES = (
+    "bovo", "granatier", "kapman", "katomic", "kblackbox", "kblocks", "kbounce", "kbreakout", "kdiamond",
+    "kfourinline", "kgoldrunner", "kigo", "killbots", "kjumpingcube", "klickety", "kmahjongglib", "kmines",
+    "knavalbattle", "knetwalk", "kolf", "kollision", "kreversi", "ksnakeduel", "kspaceduel", "ksudoku",
+    "ktuberling", "picmi",
+)
+KDE_PACKAGES = tuple(g for g in KDE_GAMES if g != "kmahjongglib") + ("kdegames-mahjongg-data-kf5", "ktuberling-data")
 Box = tuple[int, int, int, int]
 
 
