@@ -67,13 +67,15 @@ def pack(runs: Path, out: Path, origin: str, room: int, max_files: int, order: l
     bins: list[dict] = []
     report = []
     for folder in folders:
+        best_step = None
         for which in ("best", "last"):
             path = folder / f"{which}.pt"
             if not path.is_file():
                 continue
             state = load_checkpoint(path)
-            if which == "last" and (folder / "best.pt").is_file() and state["step"] == load_checkpoint(
-                    folder / "best.pt")["step"]:
+            if which == "best":
+                best_step = state["step"]
+            elif state["step"] == best_step:
                 continue
             state["config"] = {**state["config"], "data": origin}
             small = slim(state, half=state["model_config"]["variant"] != "s")
