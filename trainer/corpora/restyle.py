@@ -361,14 +361,17 @@ def _groups(ctx: Context, stream: int, pool: list, item: Callable[[Restyle, Any,
         i += 1
 
 
+def _item(style: Restyle, path: Path, content: str, seed: int, element: str | None = None) -> Item:
+    return Item(f"{style.key}:{content}", path, lambda size: render_restyled(style, path, size, seed, element),
+                content=content)
+
+
 def discover_restyled(ctx: Context) -> Iterator[GroupSpec]:
     """Recipes redrawing Open Clip Art drawings."""
     base = ctx.path(CLIPART)
 
     def item(style: Restyle, path: Path, seed: int) -> Item:
-        content = f"openclipart:{path.relative_to(base)}"
-        return Item(f"{style.key}:{content}", path, lambda size: render_restyled(style, path, size, seed),
-                    content=content)
+        return _item(style, path, f"openclipart:{path.relative_to(base)}", seed)
 
     yield from _groups(ctx, 104729, drawing_pool(ctx), item)
 
@@ -380,9 +383,7 @@ def discover_restyled_sprites(ctx: Context) -> Iterator[GroupSpec]:
 
     def item(style: Restyle, sprite: tuple[Path, str], seed: int) -> Item:
         path, element = sprite
-        content = f"kde:{path.relative_to(base)}#{element}"
-        return Item(f"{style.key}:{content}", path,
-                    lambda size: render_restyled(style, path, size, seed, element), content=content)
+        return _item(style, path, f"kde:{path.relative_to(base)}#{element}", seed, element)
 
     # One game (KGoldrunner: a quarter of the sprites) would otherwise fill a third of every group.
     pool = sprite_pool(ctx)
