@@ -12,7 +12,7 @@ The candidates are the cues that the failures on unseen art suggested (resources
 candidates that did not carry over"): which way light falls across shading (the texture histogram folds
 orientation to 180 degrees), what colours meet across an edge (a dark outline of the fill's own hue, a
 black one, none), local binary patterns that ignore which way an edge runs (the subject's outline,
-not its drawing, sets that), and the silhouette read from the colours alone even where the file has
+not its drawing, sets that), the silhouette read from the colours alone even where the file has
 transparency (a cut-out and its flattened JPEG copy then describe alike), and the colours of the rings of
 pixels just inside the silhouette's edge (how an outline is drawn).
 
@@ -40,11 +40,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.colour import rgb_to_hsv  # noqa: E402
 from core.decode import iter_decoded  # noqa: E402
 from core.embedder import Embedder, l2_normalise  # noqa: E402
 from core.histograms import row_counts  # noqa: E402
 from core.modelfile import load_model  # noqa: E402
-from core.silhouette import estimated_opacity, silhouette_histograms  # noqa: E402
+from core.silhouette import estimated_opacity, grow_mask, silhouette_histograms  # noqa: E402
+from core.texture import PATTERN_DIM, box_shrink, contrast_histograms, luminance  # noqa: E402
 from core.whitening import Whitening  # noqa: E402
 from bench.fusion_search import figures, floats, write_report  # noqa: E402
 from trainer.export import WhitenSettings, fit_sample, whiten_argument, whitening_paths  # noqa: E402
@@ -54,26 +56,15 @@ WEIGHTS = (0.02, 0.05, 0.1, 0.2)
 # The bundled model's whitening (MODEL.md, "Contrast patterns and a shorter whitening").
 WHITEN = WhitenSettings(0.5, 0.6, 1024)
 LW = ((0.25, 0.8), (0.5, 0.95))  # (power, shrink) of the learned whitening
-_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
-
-
-def _luminance(rgb: np.ndarray) -> np.ndarray:
-    return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
-
-
-def _box(channel: np.ndarray, factor: int) -> np.ndarray:
-    n, h, w = channel.shape
-    h, w = h - h % factor, w - w % factor
-    return channel[:, :h, :w].reshape(n, h // factor, factor, w // factor, factor).mean((2, 4))
 
 
 def signed_orientation(pixels: np.ndarray, magnitudes: int = 6, orientations: int = 16) -> np.ndarray:
     """Gradient magnitude x full-circle orientation of the luminance at half and quarter size: light from the
     top left darkens shading the other way than light from below, which a 180-degree fold cannot see."""
-    luminance = _luminance(pixels[..., :3].astype(np.float32) / 255.0)
+    bright = luminance(pixels[..., :3].astype(np.float32) / 255.0)
     blocks = []
     for factor in (2, 4):
-        y = _box(luminance, factor)
+        y = box_shrink(bright, factor)
         gx, gy = y[:, 1:-1, 2:] - y[:, 1:-1, :-2], y[:, 2:, 1:-1] - y[:, :-2, 1:-1]
         size = np.minimum((np.log1p(40 * np.hypot(gx, gy)) / np.log1p(40.0) * magnitudes).astype(int), magnitudes - 1)
         way = ((np.arctan2(gy, gx) + np.pi) / (2 * np.pi) * orientations).astype(int) % orientations
@@ -81,32 +72,25 @@ def signed_orientation(pixels: np.ndarray, magnitudes: int = 6, orientations: in
     return np.concatenate(blocks, 1)
 
 
-def _hue_saturation(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    top, bottom = rgb.max(-1), rgb.min(-1)
-    chroma = np.maximum(top - bottom, 1e-6)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    hue = np.where(top == r, (g - b) / chroma % 6, np.where(top == g, (b - r) / chroma + 2, (r - g) / chroma + 4))
-    return hue / 6, np.where(top > 0, (top - bottom) / np.maximum(top, 1e-6), 0.0)
-
-
 def edge_relations(pixels: np.ndarray, threshold: float = 16 / 255) -> np.ndarray:
     """Across each pair of side-by-side pixels that differ: the darker one's brightness (4), the step (4), the
     same hue, another hue or a grey side (3), and the lighter one's saturation (4)."""
     rgb = pixels[..., :3].astype(np.float32) / 255.0
-    luminance = _luminance(rgb)
-    hue, saturation = _hue_saturation(rgb)
+    bright = luminance(rgb)
+    hsv = rgb_to_hsv(pixels[..., :3])
+    hue, saturation = hsv[..., 0], hsv[..., 1]
     counts = np.zeros((len(pixels), 192))
     for a, b in (((slice(None), slice(None), slice(0, -1)), (slice(None), slice(None), slice(1, None))),
                  ((slice(None), slice(0, -1)), (slice(None), slice(1, None)))):
         edge = np.abs(rgb[a] - rgb[b]).max(-1) > threshold
-        a_darker = luminance[a] <= luminance[b]
-        dark = np.where(a_darker, luminance[a], luminance[b])
+        a_darker = bright[a] <= bright[b]
+        dark = np.where(a_darker, bright[a], bright[b])
         turn = np.abs(hue[a] - hue[b])
         turn = np.minimum(turn, 1 - turn)
         grey = (saturation[a] < 0.2) | (saturation[b] < 0.2)
         relation = np.where(grey, 0, np.where(turn < 1 / 12, 1, 2))
         light_saturation = np.where(a_darker, saturation[b], saturation[a])
-        bins = (np.minimum((dark * 4).astype(int), 3) * 48 + np.digitize(np.abs(luminance[a] - luminance[b]),
+        bins = (np.minimum((dark * 4).astype(int), 3) * 48 + np.digitize(np.abs(bright[a] - bright[b]),
                                                                            [16 / 255, 48 / 255, 96 / 255]) * 12
                 + relation * 4 + np.minimum((light_saturation * 4).astype(int), 3))
         counts += row_counts(bins, 192, edge) * edge.sum((1, 2))[:, None]
@@ -127,30 +111,13 @@ _ROTATION, _ROTATION_CLASSES = _rotation_classes()
 def rotation_invariant_contrast(pixels: np.ndarray) -> np.ndarray:
     """The contrast patterns of core.texture with each pattern's rotations in one bin: how an edge is drawn,
     not which way it runs."""
-    y = _luminance(pixels[..., :3].astype(np.float32) / 255.0)
-    h, w = y.shape[1:]
-    centre = y[:, 1:-1, 1:-1]
-    codes, largest = np.zeros(centre.shape, np.int64), np.zeros(centre.shape, np.float32)
-    for bit, (dy, dx) in enumerate(_NEIGHBOURS):
-        step = y[:, 1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] - centre
-        codes |= (step > 2.5 / 255).astype(np.int64) << bit
-        np.maximum(largest, np.abs(step), out=largest)
-    return row_counts(_ROTATION[codes] * 3 + np.digitize(largest, (16 / 255, 64 / 255)), _ROTATION_CLASSES * 3)
+    by_pattern = contrast_histograms(np.ascontiguousarray(pixels[..., :3])).reshape(len(pixels), PATTERN_DIM, -1)
+    return np.einsum("npl,pc->ncl", by_pattern, np.eye(_ROTATION_CLASSES)[_ROTATION]).reshape(len(pixels), -1)
 
 
 def colour_silhouette(pixels: np.ndarray) -> np.ndarray:
     """core.silhouette read from the composited colours only, as for a flattened copy."""
     return silhouette_histograms(np.ascontiguousarray(pixels[..., :3]))
-
-
-def _shrink_mask(mask: np.ndarray) -> np.ndarray:
-    """``mask`` (N, H, W) less every pixel with a 4-neighbour outside it."""
-    out = mask.copy()
-    out[:, 1:] &= mask[:, :-1]
-    out[:, :-1] &= mask[:, 1:]
-    out[:, :, 1:] &= mask[:, :, :-1]
-    out[:, :, :-1] &= mask[:, :, 1:]
-    return out
 
 
 def outline_rings(pixels: np.ndarray, rings: int = 4) -> np.ndarray:
@@ -162,11 +129,11 @@ def outline_rings(pixels: np.ndarray, rings: int = 4) -> np.ndarray:
     if opaque.any():
         opacity[opaque] = estimated_opacity(np.ascontiguousarray(pixels[opaque, ..., :3]))
     rgb = pixels[..., :3].astype(np.float32) / 255.0
-    brightness = np.minimum((_luminance(rgb) * 8).astype(int), 7)
-    saturation = np.minimum((_hue_saturation(rgb)[1] * 4).astype(int), 3)
+    brightness = np.minimum((luminance(rgb) * 8).astype(int), 7)
+    saturation = np.minimum((rgb_to_hsv(pixels[..., :3])[..., 1] * 4).astype(int), 3)
     inside, blocks = opacity > 0.5, []
     for _ in range(rings):
-        deeper = _shrink_mask(inside)
+        deeper = inside & ~grow_mask(~inside)
         ring = inside & ~deeper
         blocks += [row_counts(brightness, 8, ring), row_counts(saturation, 4, ring)]
         inside = deeper
@@ -188,12 +155,14 @@ class Described:
     sources: np.ndarray
 
 
-def describe(embedder: Embedder, manifest: Path, paths: list[str] | None, workers: int | None) -> Described:
+def describe(embedder: Embedder, manifest: Path, paths: list[str] | None, workers: int | None,
+             names: list[str]) -> Described:
+    """``manifest``'s images (or only ``paths`` among them) through the app's decode path, once."""
     samples = read_manifest(manifest)
     if paths is not None:
         wanted = set(paths)
         samples = [s for s in samples if s.path in wanted]
-    fused, found, kept, position = [], {name: [] for name in CANDIDATES}, [], 0
+    fused, found, kept, position = [], {name: [] for name in names}, [], 0
     for chunk in iter_decoded([s.path for s in samples], embedder.size, chunk=64, workers=workers, alpha=True):
         good = [d for d in chunk if d.error is None]
         kept += [position + i for i, d in enumerate(chunk) if d.error is None]
@@ -201,8 +170,8 @@ def describe(embedder: Embedder, manifest: Path, paths: list[str] | None, worker
         if good:
             pixels = np.stack([d.pixels for d in good])
             fused.append(embedder.finish(embedder.raw_from_pixels(pixels)))
-            for name, cue in CANDIDATES.items():
-                found[name].append(cue(pixels))
+            for name in names:
+                found[name].append(CANDIDATES[name](pixels))
     return Described(np.concatenate(fused), {k: np.concatenate(v) for k, v in found.items()},
                      np.array([samples[i].group for i in kept]), np.array([samples[i].source for i in kept]))
 
@@ -268,9 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     model = replace(load_model(args.model), whitening=None)
     embedder = Embedder(model)
-    validations = {str(m): describe(embedder, m, None, args.workers) for m in args.validation}
+    validations = {str(m): describe(embedder, m, None, args.workers, names) for m in args.validation}
     fit_paths = whitening_paths([s.path for s in read_manifest(args.fit_on)], args.fit_max)
-    fit = describe(embedder, args.fit_on, fit_paths, args.workers)
+    fit = describe(embedder, args.fit_on, fit_paths, args.workers, names)
     print(f"described {sum(len(d.groups) for d in validations.values())} validation and {len(fit.groups)} fit "
           f"images ({time.time() - started:.0f} s)", flush=True)
     rows = []
@@ -284,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.within is not None:
         base = fit_whitening(fit.fused, args.whiten)
         within_paths = whole_groups(read_manifest(args.within), args.within_max)
-        grouped = describe(embedder, args.within, within_paths, args.workers)
+        grouped = describe(embedder, args.within, within_paths, args.workers, [])
         for power, shrink in LW:
             matrix = learned_whitening(base.apply(grouped.fused), grouped.groups, power, shrink)
             scored = criterion(validations, {k: l2_normalise(base.apply(d.fused) @ matrix)

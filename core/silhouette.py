@@ -61,7 +61,7 @@ def _histogram(values: np.ndarray, mask: np.ndarray, edges: np.ndarray) -> np.nd
     return row_counts(np.where(valid, bins, 0), len(edges) - 1, valid)
 
 
-def _grow(mask: np.ndarray) -> np.ndarray:
+def grow_mask(mask: np.ndarray) -> np.ndarray:
     """``mask`` (N, H, W) and its 4-neighbours."""
     out = mask.copy()
     out[:, 1:] |= mask[:, :-1]
@@ -90,7 +90,7 @@ def estimated_opacity(rgb: np.ndarray) -> np.ndarray:
     near &= flat_frame[:, None, None]
     background = near & frame
     while True:
-        grown = _grow(background) & near
+        grown = grow_mask(background) & near
         if np.array_equal(grown, background):
             break
         background = grown
@@ -100,7 +100,7 @@ def estimated_opacity(rgb: np.ndarray) -> np.ndarray:
     contrast = np.maximum(np.nanpercentile(solid.reshape(n, -1), CONTRAST_PERCENTILE, axis=1), MIN_CONTRAST)
     near_edge, ring = background.copy(), background
     for _ in range(RAMP_WIDTH):
-        ring = _grow(ring)
+        ring = grow_mask(ring)
         near_edge |= ring
     opacity = np.ones((n, h, w), np.float32)
     fading = near_edge & ~background

@@ -60,7 +60,8 @@ def _rgb(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32) * (1.0 / 255.0)
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 601 brightness of float RGB (..., 3): what every luminance block and pattern reads."""
     return 0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2]
 
 
@@ -81,7 +82,7 @@ def _gradient_histogram(channel: np.ndarray) -> np.ndarray:
     return row_counts(bins, BLOCK)
 
 
-def _shrink(channel: np.ndarray, factor: int) -> np.ndarray:
+def box_shrink(channel: np.ndarray, factor: int) -> np.ndarray:
     """Box-filtered downscale by a whole factor (the edge rows that do not fill a box are dropped)."""
     n, h, w = channel.shape
     h, w = h - h % factor, w - w % factor
@@ -97,9 +98,9 @@ def texture_histograms(pixels: np.ndarray) -> np.ndarray:
     _check(pixels)
     rgb = _rgb(pixels)
     r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    luminance = _luminance(rgb)
+    bright = luminance(rgb)
     # Opponent channels scaled into [0, 1] like the luminance, so one set of magnitude bins fits all.
-    channels = [luminance if f == 1 else _shrink(luminance, f) for f in LUMINANCE_SCALES]
+    channels = [bright if f == 1 else box_shrink(bright, f) for f in LUMINANCE_SCALES]
     channels += [(r - g) * 0.5 + 0.5, (r + g - 2 * b) * 0.25 + 0.5]
     return np.concatenate([_gradient_histogram(c) for c in channels], axis=1).astype(np.float32)
 
@@ -115,7 +116,7 @@ def texture_vector(histograms: np.ndarray) -> np.ndarray:
 def _patterns(pixels: np.ndarray, steps: bool) -> tuple[np.ndarray, np.ndarray | None]:
     """Each inner pixel's local binary pattern, and (when ``steps``) its largest step to a neighbour."""
     _check(pixels)
-    y = _luminance(_rgb(pixels))
+    y = luminance(_rgb(pixels))
     h, w = y.shape[1:]
     centre = y[:, 1:-1, 1:-1]
     codes = np.zeros(centre.shape, np.int64)
