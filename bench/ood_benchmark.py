@@ -64,7 +64,7 @@ from trainer.corpora.build import near_duplicate  # noqa: E402
 from trainer.corpora.imaging import RenderError, pixel_digest  # noqa: E402
 from trainer.corpora.provenance import FileOwners, debian_package  # noqa: E402
 from trainer.manifest import Sample, read_manifest, write_manifest  # noqa: E402
-from trainer.metrics import content_trap, retrieval_metrics, score_queries, summarise  # noqa: E402
+from trainer.metrics import confusions, content_trap, score_queries, summarise  # noqa: E402
 
 DOMAINS = ("icons", "cards")
 SIZE = 128
@@ -305,7 +305,8 @@ def histogram_scores(manifest: Path, bins: tuple[int, int, int] = HISTOGRAM_BINS
 
 
 def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict:
-    """The model's P@k and mAP through ``aladin embed`` (the acceptance path) and retrieval_metrics."""
+    """The model's P@k and mAP through ``aladin embed`` (the acceptance path) and retrieval_metrics, with its content
+    trap and the pairs of groups its wrong first results join most."""
     from core.cli import main as aladin_main
 
     samples = read_manifest(manifest)
@@ -318,8 +319,12 @@ def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict
         if aladin_main(argv) != 0:
             raise SystemExit(f"aladin {' '.join(argv)} failed")
         vectors = np.load(out)
+    labels = np.array([s.group for s in samples])
+    results = score_queries(vectors, labels)
     return {"subject": f"aladin embed ({model or 'bundled model'}) + retrieval_metrics",
-            "metrics": retrieval_metrics(vectors, np.array([s.group for s in samples]))}
+            "metrics": summarise(results),
+            "content_trap": content_trap(results, labels, np.array([s.content for s in samples])),
+            "confusions": confusions(results, labels)}
 
 
 @dataclass(frozen=True)
@@ -406,6 +411,9 @@ def run(out: Path, models: list[str | None], workers: int | None, report_path: P
     table = markdown_table(results)
     print(table)
     print(f"trainer eval vs aladin embed, largest difference: {report['cross_check']}")
+    for domain, result in results[-1]["domains"].items():
+        print(f"{domain}, wrong first results by pair of groups: "
+              + ", ".join(f"{' / '.join(c['groups'])} {c['queries']}" for c in result["confusions"][:5]))
     if report_path is not None:
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.write_text(json.dumps({**report, "table": table}, indent=1, ensure_ascii=False), encoding="utf-8")

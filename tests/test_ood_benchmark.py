@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from bench.ood_benchmark import build_cards, build_icons, histogram_scores, package_licence
+from bench.ood_benchmark import build_cards, build_icons, embed_scores, histogram_scores, package_licence
 from bench.ood_sources import CARD_DECKS, CARDS, ICON_THEMES, ICONS_DIR, Deck, IconTheme, find_icons, fit_centred
+from library_fixtures import tiny_model_file
 from trainer.corpora.reserved import is_reserved
 from trainer.manifest import Sample, read_manifest, write_manifest
 
@@ -165,6 +166,25 @@ def test_histogram_baseline_scores_a_manifest(tmp_path):
     assert scores["metrics"]["queries"] == 9
     assert scores["metrics"]["P@1"] == 1.0
     assert scores["content_trap"]["measurable"] == 9 and scores["content_trap"]["trapped"] == 0
+
+
+def test_the_acceptance_path_reports_its_content_trap_and_where_its_misses_go(tmp_path):
+    """Three styles (a thin stripe's grey) over three subjects (the colour filling most of the picture)."""
+    samples = []
+    for g, grey in enumerate((40, 128, 215)):
+        for i, colour in enumerate(((200, 30, 30), (30, 30, 200), (30, 200, 30))):
+            path = tmp_path / f"{g}_{i}.png"
+            pixels = np.full((40, 40, 3), colour, np.uint8)
+            pixels[:6] = grey
+            Image.fromarray(pixels).save(path)
+            samples.append(Sample(str(path), f"style{g}", None, "", f"subject{i}"))
+    manifest = write_manifest(tmp_path / "m.csv", samples)
+    scores = embed_scores(manifest, str(tiny_model_file(tmp_path / "models", seed=2)), workers=0)
+    assert scores["metrics"]["queries"] == 9 and scores["content_trap"]["measurable"] == 9
+    wrong = round((1 - scores["metrics"]["P@1"]) * 9)
+    assert wrong > 0  # the subject's colour outweighs the stripe for some queries
+    assert sum(c["queries"] for c in scores["confusions"]) == wrong
+    assert all(a < b and {a, b} <= {"style0", "style1", "style2"} for a, b in (c["groups"] for c in scores["confusions"]))
 
 
 def test_documented_install_line_names_every_package_the_build_reads():

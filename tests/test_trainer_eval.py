@@ -10,7 +10,8 @@ from PIL import Image
 
 from trainer.cli import main
 from trainer.manifest import Sample, read_manifest, write_manifest
-from trainer.metrics import by_source, content_trap, retrieval_metrics, score_queries, summarise
+from trainer.metrics import (QueryResults, by_source, confusions, content_trap, retrieval_metrics, score_queries,
+                             summarise)
 
 
 def unit(degrees: list[float]) -> np.ndarray:
@@ -51,6 +52,19 @@ def test_content_trap_ignores_content_shared_only_within_a_group_and_empty_ids()
     # With w on q0 too, q0 and q1 find each other: same content, but the same group, so no trap.
     trap = content_trap(results, labels, np.array(["w", "w", "", "w"]))
     assert trap == {"share": 1 / 3, "trapped": 1, "measurable": 3}
+
+
+def test_confusions_count_wrong_first_results_by_pair_of_groups_either_way_round():
+    results = score_queries(VECTORS, LABELS)
+    # q0, q1 go to group B, q2, q3 to group A; q4 (C) has no group-mate and is not scored.
+    assert confusions(results, LABELS) == [{"groups": ["A", "B"], "queries": 4}]
+    labels = np.array(list("AABBCCD"))
+    top1 = np.array([1, 2, 4, 0, 2, 0, 0])  # hits: q0; misses A/B: q1, q3; B/C: q2, q4; A/C: q5; q6 unscorable
+    scorable = np.array([True] * 6 + [False])
+    made = QueryResults(scorable=scorable, hits={}, ap=np.zeros(7), top1=top1)
+    assert confusions(made, labels) == [{"groups": ["A", "B"], "queries": 2}, {"groups": ["B", "C"], "queries": 2},
+                                        {"groups": ["A", "C"], "queries": 1}]
+    assert confusions(made, labels, most=1) == [{"groups": ["A", "B"], "queries": 2}]
 
 
 def test_per_source_metrics_split_the_same_ranking():

@@ -124,6 +124,22 @@ def mean_over(rows: list[dict]) -> dict:
     return out
 
 
+def confusions(results: QueryResults, labels: np.ndarray, most: int = 10) -> list[dict]:
+    """The pairs of groups that wrong first results most often join, either way round, most first.
+
+    Where a model's misses go says whether it confuses styles that are kin (a theme and its fork) or
+    ones that only share subjects; ``most`` pairs are kept, ties in name order.
+    """
+    labels = np.asarray(labels)
+    rows = np.flatnonzero(results.scorable & (labels[results.top1] != labels))
+    counts: dict[tuple[str, str], int] = {}
+    for query, top in zip(labels[rows], labels[results.top1[rows]]):
+        pair = tuple(sorted((str(query), str(top))))
+        counts[pair] = counts.get(pair, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:most]
+    return [{"groups": list(pair), "queries": n} for pair, n in ranked]
+
+
 def content_trap(results: QueryResults, labels: np.ndarray, contents: np.ndarray,
                  mask: np.ndarray | None = None) -> dict:
     """How often the top result is the same picture in another style rather than the query's style.
