@@ -30,8 +30,8 @@ Use::
 
 ``run`` scores the two HSV-histogram baselines, an untrained ALADIN-S at 128 px
 and each ``--model`` (default: the bundled model) through ``python -m trainer
-eval``, and re-runs the first model through ``aladin embed`` +
-``trainer.metrics.retrieval_metrics`` as an independent check of the same figure.
+eval``, and re-runs the first model through ``aladin embed`` + ``trainer.metrics`` as an
+independent check of the same figure, with its content trap and where its wrong first results go.
 Nothing is downloaded; everything comes from the installed packages.
 """
 
@@ -305,7 +305,7 @@ def histogram_scores(manifest: Path, bins: tuple[int, int, int] = HISTOGRAM_BINS
 
 
 def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict:
-    """The model's P@k and mAP through ``aladin embed`` (the acceptance path) and retrieval_metrics, with its content
+    """The model's P@k and mAP through ``aladin embed`` (the acceptance path) and trainer.metrics, with its content
     trap and the pairs of groups its wrong first results join most."""
     from core.cli import main as aladin_main
 
@@ -321,7 +321,7 @@ def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict
         vectors = np.load(out)
     labels = np.array([s.group for s in samples])
     results = score_queries(vectors, labels)
-    return {"subject": f"aladin embed ({model or 'bundled model'}) + retrieval_metrics",
+    return {"subject": f"aladin embed ({model or 'bundled model'}) + trainer.metrics",
             "metrics": summarise(results),
             "content_trap": content_trap(results, labels, np.array([s.content for s in samples])),
             "confusions": confusions(results, labels)}
