@@ -47,6 +47,10 @@ NEW=0ad,blobwars,crawl,endless-sky,extremetuxracer,flare,freedroidrpg,lincity-ng
 # fused vector on icons once it comes near it alone (MODEL.md, "Cue candidates that did not carry over": the
 # restyled network, 0.449 alone against the fused 0.676, lowered icons at every share). A run whose flags name
 # --from is a `trainer finetune` (the shipped network is the control), the other a `trainer train`.
+# Rehearsed on the 2-core CPU machine before any lease (2026-11-30): `PY=.venv/bin/python WORK=/tmp/lease-smoke
+# TESTS= bash bench/gpu_session.sh .gpu/corpus-both.tar 1 /tmp/lease-out`: both runs rc 0 (one step each, 7.8 GB
+# peak each), two files back (14 and 5 MB) that `lease_checkpoints.py unpack` turned into four checkpoints here,
+# and `trainer export` into a model file.
 RUNS=${RUNS:-"s64-both-ft --from resources/models/default.safetensors --lr 2e-4 --val-sources $NEW --embedding projection
 s64-both --variant s --input-size 64 --lambda-rec 0 --lr 5e-4 --val-sources $NEW --embedding projection"}
 COMMON=${COMMON:-"--groups-per-batch 512 --decay-every 150 --steps 100000 --eval-every 200 --checkpoint-every 200
