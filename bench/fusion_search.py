@@ -1,9 +1,9 @@
 """Choose the bundled model's fusion weights on out-of-domain validation, and only there.
 
-The search vector fuses up to seven unit vectors (core.embedder.Embedder.finish): the network's, an HSV
+The search vector fuses up to eight unit vectors (core.embedder.Embedder.finish): the network's, an HSV
 colour histogram, a gradient (texture) histogram, a local-binary-pattern histogram, a silhouette
-histogram (how transparency is drawn), a granulometry (widths of bright and dark structures) and the
-patterns by contrast level (LBP/C). This script embeds every image of the
+histogram (how transparency is drawn), a granulometry (widths of bright and dark structures), the
+patterns by contrast level (LBP/C) and pairs of patterns a few pixels apart (CoALBP). This script embeds every image of the
 validation manifest once through the app's own path (``Embedder.raw_from_pixels`` at the cue
 size), then scores each weighting of the grid with ``Embedder.finish``: no image is embedded twice.
 
@@ -50,9 +50,9 @@ from trainer.metrics import by_source, mean_over, score_queries, summarise  # no
 NETWORK_WEIGHTS = (0.01, 0.025, 0.05, 0.1, 0.2)
 PATTERN_WEIGHTS = (0.0, 0.3, 0.4, 0.5, 0.6, 0.7)
 TEXTURE_SHARES = (0.7, 0.8, 0.9, 0.95)  # of what the other parts leave to colour and texture
-SILHOUETTE_WEIGHTS = (0.0,)
-GRANULOMETRY_WEIGHTS = (0.0,)
-CONTRAST_WEIGHTS = (0.0,)
+# Cues weighted directly, each one more axis of the grid (0 only unless asked); colour and texture share the rest.
+AXES = {"silhouette": "the silhouette histogram", "granulometry": "the granulometry",
+        "contrast": "the patterns by contrast level", "cooccurrence": "the pairs of patterns"}
 PROBE = 0.1  # any weights above zero make raw_from_pixels compute every part
 
 
@@ -84,11 +84,14 @@ def write_report(path: Path | None, report: dict) -> None:
 
 
 def weighted(embedder: Embedder, network: float, pattern: float, texture_share: float,
-             silhouette: float = 0.0, granulometry: float = 0.0, contrast: float = 0.0) -> Embedder:
-    rest = 1.0 - network - pattern - silhouette - granulometry - contrast
+             axes: dict[str, float] | None = None) -> Embedder:
+    """``embedder`` with these weights: ``axes`` names the directly weighted cues (AXES), colour and texture
+    share what the network, the patterns and those leave."""
+    axes = {name: 0.0 for name in AXES} | (axes or {})
+    rest = 1.0 - network - pattern - sum(axes.values())
     info = replace(embedder.model.info, colour_weight=round(rest * (1 - texture_share), 6),
                    texture_weight=round(rest * texture_share, 6), pattern_weight=pattern,
-                   silhouette_weight=silhouette, granulometry_weight=granulometry, contrast_weight=contrast)
+                   **{f"{name}_weight": weight for name, weight in axes.items()})
     return Embedder(replace(embedder.model, info=info), device=str(embedder.device))
 
 
@@ -132,12 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pattern-weights", type=floats, default=PATTERN_WEIGHTS, metavar="W,W")
     p.add_argument("--texture-shares", type=floats, default=TEXTURE_SHARES, metavar="S,S",
                    help="texture's share of what the other parts leave to colour and texture")
-    p.add_argument("--silhouette-weights", type=floats, default=SILHOUETTE_WEIGHTS, metavar="W,W",
-                   help="weights of the silhouette histogram (default: 0 only)")
-    p.add_argument("--granulometry-weights", type=floats, default=GRANULOMETRY_WEIGHTS, metavar="W,W",
-                   help="weights of the granulometry (default: 0 only)")
-    p.add_argument("--contrast-weights", type=floats, default=CONTRAST_WEIGHTS, metavar="W,W",
-                   help="weights of the patterns by contrast level (default: 0 only)")
+    for name, what in AXES.items():
+        p.add_argument(f"--{name}-weights", type=floats, default=(0.0,), metavar="W,W",
+                       help=f"weights of {what} (default: 0 only)")
     p.add_argument("--whiten", type=whiten_argument, nargs="+", default=None, metavar="POWER,SHRINK[,DIMS]",
                    help="also score each weighting whitened with these settings (needs --fit-on)")
     p.add_argument("--fit-on", type=Path, default=None, metavar="MANIFEST",
@@ -152,11 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     # The file's own whitening would apply to whichever weighting repeats its layout and whiten it twice there:
     # every weighting starts unwhitened, and --whiten fits each one afresh.
     model = replace(load_model(args.model), whitening=None)
+    grid_axes = {name: getattr(args, f"{name}_weights") for name in AXES}
     probe = replace(model.info, colour_weight=PROBE, texture_weight=PROBE, pattern_weight=PROBE,
-                    silhouette_weight=PROBE if any(args.silhouette_weights) else 0.0,
-                    granulometry_weight=PROBE if any(args.granulometry_weights) else 0.0,
-                    contrast_weight=PROBE if any(args.contrast_weights) else 0.0, cue_size=args.cue_size,
-                    colour_bins=args.colour_bins)
+                    cue_size=args.cue_size, colour_bins=args.colour_bins,
+                    **{f"{name}_weight": PROBE if any(weights) else 0.0 for name, weights in grid_axes.items()})
     embedder = Embedder(replace(model, info=probe))
     raw, groups, sources = embed_raw(embedder, args.validation, args.workers)
     print(f"validation: {len(groups)} images, {len(set(groups))} groups, {len(set(sources))} sources "
@@ -167,23 +166,22 @@ def main(argv: list[str] | None = None) -> int:
         fit_raw = embed_raw(embedder, args.fit_on, args.workers, fit_paths)[0]
         print(f"whitening fit: {len(fit_raw)} images of {args.fit_on}")
     rows = []
-    for network, pattern, share, silhouette, granulometry, contrast, whiten in itertools.product(
-            args.network_weights, args.pattern_weights, args.texture_shares, args.silhouette_weights,
-            args.granulometry_weights, args.contrast_weights, [None, *(args.whiten or [])]):
-        finish = finisher(weighted(embedder, network, pattern, share, silhouette, granulometry, contrast), fit_raw,
-                          whiten)
-        row = {"network": network, "pattern": pattern, "texture_share": share, "silhouette": silhouette,
-               "granulometry": granulometry, "contrast": contrast, "whiten": whiten,
+    for network, pattern, share, *weights, whiten in itertools.product(
+            args.network_weights, args.pattern_weights, args.texture_shares, *grid_axes.values(),
+            [None, *(args.whiten or [])]):
+        axes = dict(zip(AXES, weights))
+        finish = finisher(weighted(embedder, network, pattern, share, axes), fit_raw, whiten)
+        row = {"network": network, "pattern": pattern, "texture_share": share, **axes, "whiten": whiten,
                **figures(finish(raw), groups, sources)}
         rows.append(row)
-        print(f"network {network:.3f} pattern {pattern:.2f} texture share {share:.2f} silhouette {silhouette:.3f} "
-              f"granulometry {granulometry:.3f} contrast {contrast:.3f} "
-              f"whiten {whiten}: source P@1 "
+        print(f"network {network:.3f} pattern {pattern:.2f} texture share {share:.2f} "
+              + "".join(f"{name} {weight:.3f} " for name, weight in axes.items())
+              + f"whiten {whiten}: source P@1 "
               f"{row['source_P@1']:.4f} mAP {row['source_mAP']:.4f} (pooled {row['P@1']:.4f} / {row['mAP']:.4f}) "
               f"criterion {row['criterion']:.4f}", flush=True)
     best = max(rows, key=lambda r: r["criterion"])
-    chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"], best["silhouette"],
-                      best["granulometry"], best["contrast"])
+    chosen = weighted(embedder, best["network"], best["pattern"], best["texture_share"],
+                      {name: best[name] for name in AXES})
     chosen_finish = finisher(chosen, fit_raw, best["whiten"])
     reference = {"descriptors only": figures(descriptors_only(chosen, raw), groups, sources),
                  "network only": figures(l2_normalise(raw[:, :embedder.net_dim]), groups, sources)}

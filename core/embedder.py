@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from core.colour import colour_histogram, hellinger
+from core.cooccurrence import cooccurrence_histograms
 from core.cpu import plan, torch_threads_for
 from core.decode import Decoded, iter_decoded
 from core.errors import DeviceError
@@ -80,7 +81,8 @@ def fused_cues(info: ModelInfo) -> list[Cue]:
              "pattern": (pattern_histograms, hellinger, False, ("contrast", patterns_from_contrast)),
              "silhouette": (silhouette_histograms, hellinger, True),
              "granulometry": (granulometry_histograms, hellinger),
-             "contrast": (contrast_histograms, hellinger)}
+             "contrast": (contrast_histograms, hellinger),
+             "cooccurrence": (cooccurrence_histograms, hellinger)}
     return [Cue(name, float(getattr(info, f"{name}_weight")), dim, *kinds[name])
             for name, dim in cue_dims(info).items()]
 

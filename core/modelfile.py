@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from core.colour import DEFAULT_BINS, check_bins
+from core.cooccurrence import COOCCURRENCE_DIM
 from core.cpu import torch_threads_for
 from core.errors import ModelFileError, NoTrainedModelError
 from core.files import atomic_path, content_hash
@@ -34,17 +35,19 @@ DESCRIPTOR_FORMAT_VERSION = 2
 # A file that whitens its vectors is version 3, for the same reason, and one that fuses silhouettes
 # (core.silhouette), whose pixels carry opacity, version 4; one that fuses a granulometry
 # (core.granulometry), version 5; one that fuses contrast patterns (core.texture) or whose whitening keeps
-# fewer directions than its vectors have (core.whitening), version 6.
+# fewer directions than its vectors have (core.whitening), version 6; one that fuses co-occurring patterns
+# (core.cooccurrence), version 7.
 WHITENED_FORMAT_VERSION = 3
 SILHOUETTE_FORMAT_VERSION = 4
 GRANULOMETRY_FORMAT_VERSION = 5
 CONTRAST_FORMAT_VERSION = 6
+COOCCURRENCE_FORMAT_VERSION = 7
 READABLE_VERSIONS = (FORMAT_VERSION, DESCRIPTOR_FORMAT_VERSION, WHITENED_FORMAT_VERSION, SILHOUETTE_FORMAT_VERSION,
-                     GRANULOMETRY_FORMAT_VERSION, CONTRAST_FORMAT_VERSION)
+                     GRANULOMETRY_FORMAT_VERSION, CONTRAST_FORMAT_VERSION, COOCCURRENCE_FORMAT_VERSION)
 META_KEY = "aladin"
 EMBEDDINGS = ("style", "projection")
 # Descriptors a model file can fuse beside its network, in the order of their parts in a vector.
-CUES = ("colour", "texture", "pattern", "silhouette", "granulometry", "contrast")
+CUES = ("colour", "texture", "pattern", "silhouette", "granulometry", "contrast", "cooccurrence")
 BUILTIN_SEED = 20210
 BUILTINS = {"untrained-s": "s", "untrained-l": "l"}
 RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -77,7 +80,8 @@ class ModelInfo:
     gradients and a ``pattern_weight`` one of local binary patterns (core.texture), a ``silhouette_weight``
     one of how transparency is drawn (core.silhouette), a ``granulometry_weight`` one of the widths of
     bright and dark structures (core.granulometry), a ``contrast_weight`` one of local binary patterns by
-    how strongly their edges step (core.texture), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
+    how strongly their edges step (core.texture), a ``cooccurrence_weight`` one of pairs of patterns a few pixels
+    apart (core.cooccurrence), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
     size), the network sees the same pixels scaled to its input size: line work needs more pixels than
     a small network does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
@@ -95,6 +99,7 @@ class ModelInfo:
     silhouette_weight: float = 0.0
     granulometry_weight: float = 0.0
     contrast_weight: float = 0.0
+    cooccurrence_weight: float = 0.0
     cue_size: int = 0
     trained: bool = True
     training_data: str = ""
@@ -204,6 +209,8 @@ def distinct_names(first: tuple[str, str], second: tuple[str, str]) -> tuple[str
 
 def format_version(info: ModelInfo, whitening: Whitening | None = None) -> int:
     """The oldest file format that holds ``info`` and ``whitening`` without changing what its vectors mean."""
+    if info.cooccurrence_weight > 0:
+        return COOCCURRENCE_FORMAT_VERSION
     if info.contrast_weight > 0 or (whitening is not None and whitening.out_dim < whitening.dim):
         return CONTRAST_FORMAT_VERSION
     if info.granulometry_weight > 0:
@@ -312,7 +319,8 @@ def makes_raw_vectors_of(model: LoadedModel, checksum: str) -> bool:
 def cue_dims(info: ModelInfo) -> dict[str, int]:
     """Length of each descriptor ``info`` fuses (weight above zero), in the order of their parts in a vector."""
     dims = {"colour": int(np.prod(info.colour_bins)), "texture": TEXTURE_DIM, "pattern": PATTERN_DIM,
-            "silhouette": SILHOUETTE_DIM, "granulometry": GRANULOMETRY_DIM, "contrast": CONTRAST_DIM}
+            "silhouette": SILHOUETTE_DIM, "granulometry": GRANULOMETRY_DIM, "contrast": CONTRAST_DIM,
+            "cooccurrence": COOCCURRENCE_DIM}
     return {name: dims[name] for name in CUES if getattr(info, f"{name}_weight") > 0}
 
 

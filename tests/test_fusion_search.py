@@ -38,7 +38,7 @@ def test_whitening_needs_its_fit_images(two_sources, tmp_path, capsys):  # noqa:
     assert "--whiten and --fit-on go together" in capsys.readouterr().err
 
 
-def test_a_whitened_model_file_is_searched_from_its_plain_vectors_and_silhouettes_are_one_more_axis(
+def test_a_whitened_model_file_is_searched_from_its_plain_vectors_and_each_direct_cue_is_one_more_axis(
         two_sources, tmp_path):  # noqa: F811 (fixture)
     from trainer.cli import main as trainer_main
 
@@ -55,7 +55,8 @@ def test_a_whitened_model_file_is_searched_from_its_plain_vectors_and_silhouette
         report = tmp_path / f"{model.stem}.json"
         assert main(["--model", str(model), "--validation", str(two_sources), "--cue-size", "32", "--workers", "0",
                      "--network-weights", "0.2", "--pattern-weights", "0.3", "--texture-shares", "0.5",
-                     "--silhouette-weights", "0,0.1", "--report", str(report)]) == 0
+                     "--silhouette-weights", "0,0.1", "--cooccurrence-weights", "0,0.1", "--report", str(report)]) == 0
         grids.append(json.loads(report.read_text())["grid"])
-    assert [r["silhouette"] for r in grids[0]] == [0.0, 0.1]
+    assert [(r["silhouette"], r["cooccurrence"]) for r in grids[0]] == [(0.0, 0.0), (0.0, 0.1), (0.1, 0.0), (0.1, 0.1)]
+    assert len({round(r["criterion"], 9) for r in grids[0]}) > 1, "each weighting is scored with its own weights"
     assert [r["criterion"] for r in grids[0]] == [r["criterion"] for r in grids[1]], "the file's whitening never applies"

@@ -49,6 +49,7 @@ class SearchVector:
     silhouette_weight: float = 0.0
     granulometry_weight: float = 0.0
     contrast_weight: float = 0.0
+    cooccurrence_weight: float = 0.0
 
     def record(self) -> dict:
         return {"embedding": self.embedding, "colour_bins": list(self.colour_bins), "standardise": self.standardise,

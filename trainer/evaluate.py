@@ -121,7 +121,7 @@ def at_input_size(model: LoadedModel, size: int) -> LoadedModel:
 
 def fusion_options(args: argparse.Namespace) -> dict:
     """The ModelInfo fields that ``--colour-weight``, ``--texture-weight``, ``--pattern-weight``,
-    ``--silhouette-weight``, ``--granulometry-weight``, ``--contrast-weight``, ``--cue-size``
+    ``--silhouette-weight``, ``--granulometry-weight``, ``--contrast-weight``, ``--cooccurrence-weight``, ``--cue-size``
     and ``--colour-bins`` set."""
     values = {f"{name}_weight": getattr(args, f"{name}_weight") for name in CUES}
     values["cue_size"] = args.cue_size
@@ -170,7 +170,8 @@ CUE_HELP = {"colour": "the HSV colour histogram (sec. 5.6 'Fused')", "texture": 
             "pattern": "the local-binary-pattern histogram",
             "silhouette": "the silhouette histogram (how transparency is drawn)",
             "granulometry": "the granulometry (widths of bright and dark structures)",
-            "contrast": "the local-binary-pattern histogram by contrast level (LBP/C)"}
+            "contrast": "the local-binary-pattern histogram by contrast level (LBP/C)",
+            "cooccurrence": "the histogram of pattern pairs a few pixels apart (CoALBP)"}
 
 
 def add_fusion_arguments(p: argparse.ArgumentParser, default: str) -> None:

@@ -2,7 +2,7 @@
 
 Given a model file instead of a checkpoint, export writes its network again with another search
 vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``,
-``--granulometry-weight``, ``--contrast-weight``, ``--cue-size``): how the bundled model's fusion weights were
+``--granulometry-weight``, ``--contrast-weight``, ``--cooccurrence-weight``, ``--cue-size``): how the bundled model's fusion weights were
 changed, after choosing them on out-of-domain validation (bench/fusion_search.py), without retraining.
 
 The model file carries the weights, the search vector (f or h(f), the colour weight and bins, and
