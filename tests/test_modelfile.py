@@ -200,7 +200,7 @@ def test_only_files_with_newer_descriptors_take_the_newer_format_versions(tmp_pa
     assert version_of(silhouette_weight=0.1, granulometry_weight=0.1) == modelfile.GRANULOMETRY_FORMAT_VERSION == 5
     assert version_of(granulometry_weight=0.1, contrast_weight=0.1) == modelfile.CONTRAST_FORMAT_VERSION == 6
     bundled = load_model_file(modelfile.DEFAULT_MODEL)
-    assert modelfile.format_version(bundled.info, bundled.whitening) == 6
+    assert modelfile.format_version(bundled.info, bundled.whitening) == modelfile.COOCCURRENCE_FORMAT_VERSION == 7
 
 
 def test_the_limits_admit_every_real_model():
