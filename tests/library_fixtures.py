@@ -14,7 +14,7 @@ from PIL import Image
 
 from core.embedder import Embedder
 from core.model import ModelConfig, build_model
-from core.modelfile import ModelInfo, load_model_file, save_model
+from core.modelfile import META_KEY, LoadedModel, ModelInfo, load_model_file, save_model
 
 
 def style_array(style: int, variant: int = 0, size: tuple[int, int] = (48, 40)) -> np.ndarray:
@@ -51,6 +51,18 @@ def make_tree(root: Path, styles: int = 8, per_style: int = 3) -> list[Path]:
 def tiny_model_file(folder: Path, seed: int = 3, name: str = "tiny-s", input_size: int = 64) -> Path:
     info = ModelInfo(name=name, config=ModelConfig(input_size=input_size), trained=False, training_data="none (test)")
     return save_model(folder / f"{name}-{seed}.safetensors", build_model(info.config, seed=seed), info)
+
+
+def saved_format(path: Path, info: ModelInfo, seed: int = 2) -> tuple[LoadedModel, int]:
+    """A random network saved with ``info``, loaded back, and the format version its file's header records."""
+    import json
+
+    from safetensors import safe_open
+
+    saved = save_model(path, build_model(info.config, seed=seed), info)
+    with safe_open(str(saved), framework="pt") as fh:
+        version = json.loads(fh.metadata()[META_KEY])["format_version"]
+    return load_model_file(saved), version
 
 
 def tiny_embedder(folder: Path, seed: int = 3) -> Embedder:

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from core import modelfile
 from core.cooccurrence import BLOCK, CODES, COOCCURRENCE_DIM, DIRECTIONS, MIN_SIZE, SCALES, cooccurrence_histograms
 from core.embedder import Embedder
-from core.model import ModelConfig, build_model
-from core.modelfile import ModelInfo, load_model_file, save_model
+from core.model import ModelConfig
+from core.modelfile import ModelInfo
 from core.texture import pattern_histograms
+from library_fixtures import saved_format
 from trainer.base import SearchVector
 
 SIZE = 64
@@ -97,14 +96,9 @@ def test_wrong_shapes_are_refused(shape):
 
 
 def test_a_model_that_fuses_co_occurring_patterns_takes_format_7_and_embeds_them_last(tmp_path):
-    from safetensors import safe_open
-
     info = ModelInfo(name="coalbp", config=ModelConfig(input_size=32), embedding="projection",
                      pattern_weight=0.3, contrast_weight=0.1, cooccurrence_weight=0.2)
-    path = save_model(tmp_path / "coalbp.safetensors", build_model(info.config, seed=2), info)
-    loaded = load_model_file(path)
-    with safe_open(str(path), framework="pt") as fh:
-        version = json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
+    loaded, version = saved_format(tmp_path / "coalbp.safetensors", info)
     assert version == modelfile.COOCCURRENCE_FORMAT_VERSION == 7, "older programs refuse it, not ignore the weight"
     pixels = np.concatenate([_stripes([0, 1]), _dots([(10, 10), (30, 40)])])
     raw = Embedder(loaded, device="cpu").raw_from_pixels(pixels)

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
 from core import modelfile
 from core.embedder import Embedder
 from core.granulometry import GRANULOMETRY_DIM, GRANULOMETRY_SCALES, granulometry_histograms
-from core.model import ModelConfig, build_model
-from core.modelfile import ModelInfo, load_model_file, save_model
+from core.model import ModelConfig
+from core.modelfile import ModelInfo
+from library_fixtures import saved_format
 from trainer.base import SearchVector
 
 SIZE = 64
@@ -66,14 +65,9 @@ def test_wrong_shapes_are_refused(shape):
 
 
 def test_a_model_that_fuses_a_granulometry_takes_format_5_and_embeds_it(tmp_path):
-    from safetensors import safe_open
-
     info = ModelInfo(name="gran", config=ModelConfig(input_size=32), embedding="projection",
                      pattern_weight=0.3, granulometry_weight=0.2)
-    path = save_model(tmp_path / "gran.safetensors", build_model(info.config, seed=2), info)
-    loaded = load_model_file(path)
-    with safe_open(str(path), framework="pt") as fh:
-        version = json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
+    loaded, version = saved_format(tmp_path / "gran.safetensors", info)
     assert version == modelfile.GRANULOMETRY_FORMAT_VERSION, "older programs refuse it instead of ignoring the weight"
     assert loaded.info.granulometry_weight == 0.2 and not loaded.info.reads_alpha
     embedder = Embedder(loaded, device="cpu")
@@ -86,16 +80,11 @@ def test_a_model_that_fuses_a_granulometry_takes_format_5_and_embeds_it(tmp_path
 
 
 def test_a_model_that_fuses_contrast_patterns_takes_format_6_and_embeds_them(tmp_path, monkeypatch):
-    from safetensors import safe_open
-
     from core.texture import CONTRAST_DIM, contrast_histograms, pattern_histograms
 
     info = ModelInfo(name="lbpc", config=ModelConfig(input_size=32), embedding="projection",
                      pattern_weight=0.3, contrast_weight=0.1, granulometry_weight=0.2)
-    path = save_model(tmp_path / "lbpc.safetensors", build_model(info.config, seed=2), info)
-    loaded = load_model_file(path)
-    with safe_open(str(path), framework="pt") as fh:
-        version = json.loads(fh.metadata()[modelfile.META_KEY])["format_version"]
+    loaded, version = saved_format(tmp_path / "lbpc.safetensors", info)
     assert version == modelfile.CONTRAST_FORMAT_VERSION, "older programs refuse it instead of ignoring the weight"
     pixels = np.concatenate([_lines(1, True), _lines(5, False)])
     import core.embedder
