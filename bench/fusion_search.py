@@ -3,9 +3,10 @@
 The search vector fuses up to eight unit vectors (core.embedder.Embedder.finish): the network's, an HSV
 colour histogram, a gradient (texture) histogram, a local-binary-pattern histogram, a silhouette
 histogram (how transparency is drawn), a granulometry (widths of bright and dark structures), the
-patterns by contrast level (LBP/C) and pairs of patterns a few pixels apart (CoALBP). This script embeds every image of the
-validation manifest once through the app's own path (``Embedder.raw_from_pixels`` at the cue
-size), then scores each weighting of the grid with ``Embedder.finish``: no image is embedded twice.
+patterns by contrast level (LBP/C) and pairs of patterns a few pixels apart (CoALBP). This script
+embeds every image of the validation manifest once through the app's own path
+(``Embedder.raw_from_pixels`` at the cue size), then scores each weighting of the grid with
+``Embedder.finish``: no image is embedded twice.
 
 Validation is ``data/corpus-new`` by default: 17 sources (widelands, 0ad, supertux, naev, ...)
 that the bundled network never trained on, so the choice rewards what carries over to unseen art,

@@ -80,10 +80,11 @@ class ModelInfo:
     gradients and a ``pattern_weight`` one of local binary patterns (core.texture), a ``silhouette_weight``
     one of how transparency is drawn (core.silhouette), a ``granulometry_weight`` one of the widths of
     bright and dark structures (core.granulometry), a ``contrast_weight`` one of local binary patterns by
-    how strongly their edges step (core.texture), a ``cooccurrence_weight`` one of pairs of patterns a few pixels
-    apart (core.cooccurrence), each weighted in the cosine score; the network keeps the rest of the weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input
-    size), the network sees the same pixels scaled to its input size: line work needs more pixels than
-    a small network does. ``trained`` is False only for the
+    how strongly their edges step (core.texture), a ``cooccurrence_weight`` one of pairs of patterns a few
+    pixels apart (core.cooccurrence), each weighted in the cosine score; the network keeps the rest of the
+    weight. The descriptors are taken from pixels decoded at ``cue_size`` (0: the network's input size), the
+    network sees the same pixels scaled to its input size: line work needs more pixels than a small network
+    does. ``trained`` is False only for the
     built-in random baselines, so they can never be mistaken for a real model. A ``search_only`` file
     holds just the parts search runs (style encoder and projection head): a model trained without the
     reconstruction term has no trained decoder worth shipping, and leaving it out makes the file ~3x smaller.

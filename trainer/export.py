@@ -2,8 +2,9 @@
 
 Given a model file instead of a checkpoint, export writes its network again with another search
 vector (``--colour-weight``, ``--texture-weight``, ``--pattern-weight``, ``--silhouette-weight``,
-``--granulometry-weight``, ``--contrast-weight``, ``--cooccurrence-weight``, ``--cue-size``): how the bundled model's fusion weights were
-changed, after choosing them on out-of-domain validation (bench/fusion_search.py), without retraining.
+``--granulometry-weight``, ``--contrast-weight``, ``--cooccurrence-weight``, ``--cue-size``): how the bundled
+model's fusion weights were changed, after choosing them on out-of-domain validation (bench/fusion_search.py),
+without retraining.
 
 The model file carries the weights, the search vector (f or h(f), the colour weight and bins, and
 per-dimension standardisation of style codes), the training data card id, and the run's training-set
