@@ -16,7 +16,8 @@ Reported per size: exact (numpy) search p50/p95 per query; for each M the
 graph build time, and for each ef recall@10 and p50/p95 per query (one thread).
 Then the whole engine: a library of --library-size images searched through
 core.search.Searcher (stored-vector "more like this" and an outside query
-image), p50/p95 including SQLite lookups, after the model is loaded.
+image), p50/p95 including SQLite lookups, after the model is loaded; "more like this" also
+without the query expansion (core.expansion), to show what the expansion costs.
 """
 
 from __future__ import annotations
@@ -177,12 +178,13 @@ def engine_latency(raw: np.ndarray, post) -> dict:
     Searcher(lib, embedder).cache.current()  # a second process loading the saved graph
     load = time.perf_counter() - t
     rng = np.random.default_rng(2)
-    times = []
+    times, plain = [], []
     for image_id in rng.integers(1, len(raw) + 1, 200):
-        t = time.perf_counter()
-        results = searcher.more_like(int(image_id), SearchFilters(k=20))
-        times.append(time.perf_counter() - t)
-    assert len(results) == 20
+        for filters, spent in ((SearchFilters(k=20), times), (SearchFilters(k=20, expand=False), plain)):
+            t = time.perf_counter()
+            results = searcher.more_like(int(image_id), filters)
+            spent.append(time.perf_counter() - t)
+            assert len(results) == 20
     query = tmp / "query.png"
     Image.fromarray(styled_array(7, 999, 256)).save(query)
     outside = []
@@ -198,6 +200,7 @@ def engine_latency(raw: np.ndarray, post) -> dict:
     lib.close()
     return {"images": len(raw), "index": kind, "fill_s": round(fill, 1), "first_build_s": round(build, 1),
             "load_saved_s": round(load, 2), "more_like_k20": percentiles(times),
+            "more_like_k20_not_expanded": percentiles(plain),
             "outside_query_k20_incl_decode_embed_32px": percentiles(outside),
             "sub_folder_filter_k20": percentiles(folder)}
 

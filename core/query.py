@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.calibration import CSLS_DEFAULT
+from core.expansion import EXPAND_DEFAULT
 
 
 @dataclass
@@ -21,7 +22,9 @@ class SearchFilters:
     """Where to look and what to keep. ``roots`` and ``folder`` restrict results to those folders;
     ``exclude_query_folders`` drops results that sit next to a query image; ``min_score`` drops
     results whose calibrated score (0-100, :mod:`core.calibration`) is below it, so fewer than
-    ``k`` may come back; ``csls`` ranks by the hubness-corrected score instead of the cosine."""
+    ``k`` may come back; ``csls`` ranks by the hubness-corrected score instead of the cosine;
+    ``expand`` ranks the results after the first by the query and its first matches together
+    (:mod:`core.expansion`)."""
 
     roots: list[str] | None = None
     folder: str | None = None
@@ -29,6 +32,7 @@ class SearchFilters:
     k: int = 20
     min_score: float | None = None
     csls: bool = CSLS_DEFAULT
+    expand: bool = EXPAND_DEFAULT
 
 
 @dataclass

@@ -7,8 +7,10 @@ Negative images are averaged the same way and subtracted at
 letting a single "less like this" outweigh the whole board.
 
 Results are ranked by CSLS, a hubness correction, unless the filters ask for the
-plain cosine, and every result carries its calibrated score
-(:mod:`core.calibration`, which also holds the measurements behind both).
+plain cosine; after the first result, by the query and its first matches together
+(:mod:`core.expansion`), unless the filters ask otherwise. Every result carries the
+calibrated score of its own cosine to the query (:mod:`core.calibration`, which also
+holds the measurements behind CSLS and the scores).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from core.calibration import CSLS_POOL, Calibration, LibraryScores, csls, label_for
 from core.embedder import Embedder, l2_normalise
 from core.errors import LibraryError, ModelMismatchError, QueryError
+from core.expansion import expanded_order
 from core.files import content_hash
 from core.index_cache import IndexCache, fingerprint
 from core.library import Library
@@ -172,27 +175,27 @@ class Searcher:
         limit = len(index) if allowed is None else len(allowed)
         calibration = self.scores.calibration(library_index)
         floor = calibration.cosine_at(filters.min_score) if filters.min_score else float("-inf")
-        fetch = min(limit, filters.k + len(exclude) + (CSLS_POOL if filters.csls else 0))
+        fetch = min(limit, filters.k + len(exclude) + (CSLS_POOL if filters.csls or filters.expand else 0))
         while True:
             ids, cosines = index.query(q, fetch, allowed)
             # Cosines come best first: once one is under the floor, asking for more finds nothing.
             more = len(ids) == fetch and (not len(ids) or cosines[-1] >= floor)
             keep = cosines >= floor
             ids, cosines = ids[keep], cosines[keep]
-            if filters.csls and len(ids):
-                # r(x) is measured against the whole library, also when a sub-folder is searched.
-                order = np.argsort(-csls(cosines, self.scores.hubness(library_index, ids)), kind="stable")
-                ids, cosines = ids[order], cosines[order]
+            # r(x) is measured against the whole library, also when a sub-folder is searched.
+            hubness = self.scores.hubness(library_index, ids) if filters.csls and len(ids) else None
+            if hubness is not None:
+                order = np.argsort(-csls(cosines, hubness), kind="stable")
+                ids, cosines, hubness = ids[order], cosines[order], hubness[order]
             paths = self.library.image_paths([int(i) for i in ids])
-            results = []
-            for i, score in zip(ids, cosines):
-                i = int(i)
-                path = paths.get(i)
-                if path is None or i in exclude or (folders and str(Path(path).parent) in folders):
-                    continue
-                results.append(SearchResult(path=path, score=float(score), rank=len(results) + 1, image_id=i))
-                if len(results) == filters.k:
-                    break
+            found = np.array([n for n, i in enumerate(ids.tolist()) if (path := paths.get(i)) is not None
+                              and i not in exclude and not (folders and str(Path(path).parent) in folders)], np.int64)
+            if filters.expand and len(found):
+                # Expanded among the candidates the query may find, never towards an excluded copy of itself.
+                found = found[expanded_order(q, index.vectors(ids[found]),
+                                             hubness[found] if hubness is not None else None)]
+            results = [SearchResult(path=paths[int(ids[n])], score=float(cosines[n]), rank=rank,
+                                    image_id=int(ids[n])) for rank, n in enumerate(found[:filters.k], 1)]
             if len(results) == filters.k or fetch >= limit or not more:
                 return _calibrated(results, calibration)
             # Exclusions ate into the top k: ask again for more rather than return a short list.

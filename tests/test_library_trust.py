@@ -55,9 +55,10 @@ def indexed(folder: Path, art: Path, embedder) -> Library:
 
 
 def searched(lib: Library, embedder, query: Path, k: int = 10) -> list[int]:
-    """Image ids a search for ``query`` returns, through the cache a new process would use (ranked by cosine,
-    without the hubness correction, to compare with the exact cosine top ``k``)."""
-    return [r.image_id for r in Searcher(lib, embedder).search([QueryItem(str(query))], SearchFilters(k=k, csls=False))]
+    """Image ids a search for ``query`` returns, through the cache a new process would use (ranked by cosine
+    alone, without the hubness correction or the query expansion, to compare with the exact cosine top ``k``)."""
+    plain = SearchFilters(k=k, csls=False, expand=False)
+    return [r.image_id for r in Searcher(lib, embedder).search([QueryItem(str(query))], plain)]
 
 
 def exact_top(lib: Library, embedder, query: Path, k: int = 10) -> list[int]:

@@ -45,7 +45,7 @@ def test_near_duplicates_and_siblings_come_first(world):
     top = {Path(r.path).relative_to(tmp / "art").as_posix() for r in results[:PER_STYLE]}
     assert top == {"style00/v1.png", "style00/v2.png", "style00/near.jpg"}
     assert [r.rank for r in results] == list(range(1, 7))
-    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=6, csls=False))
+    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=6, csls=False, expand=False))
     assert all(a.score >= b.score for a, b in zip(plain, plain[1:]))
 
 
@@ -138,7 +138,7 @@ def test_cli_search_json_and_moodboards(tmp_path, capsys):
     assert main(["search", str(paths[0]), "-k", "5", *lib]) == 0
     rows = [line.split() for line in capsys.readouterr().out.splitlines()]
     assert len(rows) == 5 and all(0 <= float(row[2]) <= 100 for row in rows)
-    assert main(["search", str(paths[0]), "-k", "5", "--no-csls", "--json", *lib]) == 0
+    assert main(["search", str(paths[0]), "-k", "5", "--no-csls", "--no-expand", "--json", *lib]) == 0
     plain = [r["score"] for r in json.loads(capsys.readouterr().out)["results"]]
     assert len(plain) == 5 and plain == sorted(plain, reverse=True)
     assert main(["search", str(paths[0]), "--min-score", "great", *lib]) == 2
@@ -210,23 +210,24 @@ def test_filtered_graph_search_matches_exact(world, monkeypatch, filter_exact_ma
 
 def test_results_are_ranked_by_csls_and_carry_calibrated_scores(world):
     _, paths, lib, searcher = world
-    results = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10))
+    results = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10, expand=False))
     index = searcher.cache.current()
     ranking = 2 * np.array([r.score for r in results]) - searcher.scores.hubness(index, [r.image_id for r in results])
     assert np.all(np.diff(ranking) <= 1e-6)
     by_cosine = sorted(results, key=lambda r: r.score)
     assert all(a.percentile <= b.percentile for a, b in zip(by_cosine, by_cosine[1:]))
     assert all(0 <= r.percentile <= 100 and r.label == label_for(r.percentile) for r in results)
-    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10, csls=False))
+    plain = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=10, csls=False, expand=False))
     assert {r.image_id for r in plain[:3]} == {r.image_id for r in results[:3]}
 
 
 def test_min_score_keeps_exactly_the_results_at_or_above_it(world):
     _, paths, _, searcher = world
-    everything = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, csls=False))
+    plain = {"csls": False, "expand": False}
+    everything = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, **plain))
     for floor in (STRONG, 50.0):
-        kept = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, csls=False,
-                                                                         min_score=floor))
+        kept = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=STYLES * PER_STYLE, min_score=floor,
+                                                                         **plain))
         assert [r.image_id for r in kept] == [r.image_id for r in everything if r.percentile >= floor]
         assert 0 < len(kept) < len(everything)
     few = searcher.search([QueryItem(str(paths[0]))], SearchFilters(k=2, min_score=50.0))

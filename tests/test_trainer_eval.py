@@ -118,3 +118,29 @@ def test_eval_reports_content_trap_and_sources_end_to_end(tmp_path, capsys):
     assert sorted(r["by_source"]) == ["other", "procedural"]
     assert r["by_source"]["other"]["queries"] == 3 and r["by_source"]["procedural"]["queries"] == 6
     assert "content trap 1.0000 of 9 queries" in capsys.readouterr().out
+
+
+def test_eval_ranks_as_the_app_searches_when_asked(tmp_path, capsys):
+    """``--ranking``: the same vectors ranked as the search ranks them; the first result never moves."""
+    rng = np.random.default_rng(5)
+    rows = []
+    for style in range(4):
+        base = 128 + rng.integers(-25, 25, 3)
+        for n in range(6):
+            img = np.clip(base + rng.normal(0, 60, (24, 24, 3)), 0, 255).astype(np.uint8)
+            path = tmp_path / f"s{style}-{n}.png"
+            Image.fromarray(img).save(path)
+            rows.append(Sample(str(path), f"s{style}"))
+    manifest = write_manifest(tmp_path / "m.csv", rows)
+    reports = {}
+    for ranking in ("cosine", "csls", "expand", "search"):
+        out = tmp_path / f"{ranking}.json"
+        assert main(["eval", "--data", str(manifest), "--baseline", "colour", "--workers", "0", "--ranking", ranking,
+                     "--report", str(out)]) == 0
+        assert f"ranked by {ranking}" in capsys.readouterr().out
+        reports[ranking] = json.loads(out.read_text())
+        assert reports[ranking]["ranking"] == ranking
+    assert reports["expand"]["metrics"]["P@1"] == reports["cosine"]["metrics"]["P@1"]
+    assert reports["search"]["metrics"]["P@1"] == reports["csls"]["metrics"]["P@1"]
+    assert reports["expand"]["metrics"]["P@5"] == reports["cosine"]["metrics"]["P@5"]
+    assert len({r["metrics"]["mAP"] for r in reports.values()}) > 1

@@ -39,7 +39,7 @@ from trainer.base import SearchVector
 from trainer.checkpoint import load_checkpoint, net_from_checkpoint
 from trainer.errors import DataError
 from trainer.manifest import Sample, at_consensus, read_manifest
-from trainer.metrics import by_source, content_trap, mean_over, score_queries, summarise
+from trainer.metrics import RANKINGS, app_ranking, by_source, content_trap, mean_over, score_queries, summarise
 from trainer.provenance import NOTE, TrainingSet
 from trainer.splits import HeldOut, of_sources, plan_by_project, source_names
 
@@ -221,6 +221,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="P@1/5/10 and mAP of a model or baseline on a group manifest")
     add_data_arguments(p)
     add_subject_arguments(p)
+    p.add_argument("--ranking", choices=RANKINGS, default="cosine",
+                   help="cosine (default): the vectors alone; csls, expand, search: rank each query's gallery as "
+                        "the app's search does (hubness-corrected, expanded by its first matches, or both, the "
+                        "app's default)")
     p.add_argument("--report", type=Path, default=None, metavar="OUT.json", help="write the JSON report here")
     p.set_defaults(func=run)
 
@@ -232,9 +236,9 @@ def run(args: argparse.Namespace) -> int:
     trapped = (f"content trap {trap['share']:.4f} of {trap['measurable']} queries" if trap["measurable"]
                else "content trap n/a (no query shares its content with another group)")
     print(f"{report['subject']}: P@1 {m['P@1']:.4f}  P@5 {m['P@5']:.4f}  P@10 {m['P@10']:.4f}  "
-          f"mAP {m['mAP']:.4f}  ({m['queries']} queries; {trapped}; "
+          f"mAP {m['mAP']:.4f}  ({m['queries']} queries; ranked by {args.ranking}; {trapped}; "
           f"standardisation: {report['standardisation']})")
-    if args.sources:
+    if args.sources or args.split == "all" and "source_mean" in report:
         mean = report["source_mean"]
         print(f"unweighted mean over {mean['count']} sources: P@1 {mean['P@1']:.4f}  P@5 {mean['P@5']:.4f}  "
               f"P@10 {mean['P@10']:.4f}  mAP {mean['mAP']:.4f}")
@@ -423,7 +427,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                              "unreadable": len(embedded.unreadable)},
                     "split": {"name": selection.split, "how": selection.how, "overlap": selection.overlap},
                     "subject": embedded.subject, "standardisation": embedded.standardisation, **embedded.details}
-    results = score_queries(embedded.vectors, labels)
+    report["ranking"] = args.ranking
+    results = score_queries(embedded.vectors, labels, rank=app_ranking(embedded.vectors, args.ranking))
     report["metrics"] = summarise(results)
     contents = np.array([s.content for s in embedded.samples])
     report["content_trap"] = content_trap(results, labels, contents)

@@ -13,11 +13,19 @@ the headline metrics, never a second ranking that could disagree with it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from core.calibration import CSLS_POOL, LibraryScores, csls
+from core.expansion import expanded_order
+from core.query import SearchFilters
+from core.vector_index import ExactIndex
+
 KS = (1, 5, 10)
+# Results a search asks for unless told otherwise: where the app re-ranks, ``app_ranking`` re-ranks too.
+DEFAULT_K = SearchFilters().k
 
 
 def rank_others(vectors: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -30,6 +38,46 @@ def rank_others(vectors: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.n
     sims[np.arange(len(rows)), rows] = -np.inf
     order = np.argsort(-sims, axis=1, kind="stable")[:, :-1]
     return order, np.take_along_axis(sims, order, axis=1)
+
+
+Ranker = Callable[[np.ndarray, np.ndarray], np.ndarray]
+# The rankings ``app_ranking`` can reproduce, as ``trainer eval --ranking`` names them.
+RANKINGS = ("cosine", "csls", "expand", "search")
+
+
+def app_ranking(vectors: np.ndarray, ranking: str, k: int = DEFAULT_K) -> Ranker | None:
+    """A ranker that orders a gallery as the app's search orders a library of it (:mod:`core.search`).
+
+    As the app does, it re-ranks only the first ``k + CSLS_POOL`` items by cosine: by CSLS with
+    r(x) measured by the app's own :class:`core.calibration.LibraryScores` ("csls"), by the
+    expanded query (:mod:`core.expansion`; "expand"), or both, the app's default ("search"); the
+    rest stay in cosine order. "cosine" is the plain ranking (None: :func:`rank_others`).
+    """
+    if ranking not in RANKINGS:
+        raise ValueError(f"unknown ranking {ranking!r}; choose from {', '.join(RANKINGS)}")
+    if ranking == "cosine":
+        return None
+    hubness = None
+    if ranking in ("csls", "search"):
+        index = ExactIndex(vectors.shape[1])
+        index.add(np.arange(len(vectors)), vectors)
+        hubness = LibraryScores().hubness(index, np.arange(len(vectors)))
+    expand = ranking in ("expand", "search")
+    pool = k + CSLS_POOL
+
+    def rank(vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        order, cosines = rank_others(vectors, rows)
+        for n, row in enumerate(rows):
+            head = order[n, :pool]
+            if hubness is not None:
+                head = head[np.argsort(-csls(cosines[n, :pool], hubness[head]), kind="stable")]
+            if expand:
+                head = head[expanded_order(vectors[row], vectors[head],
+                                           hubness[head] if hubness is not None else None)]
+            order[n, :pool] = head
+        return order
+
+    return rank
 
 
 @dataclass
@@ -46,8 +94,12 @@ class QueryResults:
 
 
 def score_queries(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] = KS,
-                  chunk: int = 512) -> QueryResults:
-    """Rank the set against each scorable item, blockwise to bound memory."""
+                  chunk: int = 512, rank: Ranker | None = None) -> QueryResults:
+    """Rank the set against each scorable item, blockwise to bound memory.
+
+    ``rank(vectors, rows)`` gives every other item's position for each query row, best first
+    (default: by cosine, :func:`rank_others`; :func:`app_ranking` ranks as the app's search does).
+    """
     vectors = np.asarray(vectors, np.float32)
     labels = np.asarray(labels)
     n = len(labels)
@@ -62,7 +114,7 @@ def score_queries(vectors: np.ndarray, labels: np.ndarray, ks: tuple[int, ...] =
         rows = rows[scorable[rows]]
         if not len(rows):
             continue
-        order, _ = rank_others(vectors, rows)
+        order = rank_others(vectors, rows)[0] if rank is None else rank(vectors, rows)
         relevant = labels[order] == labels[rows][:, None]
         for k in ks:
             hits[k][rows] = relevant[:, :k].any(1)

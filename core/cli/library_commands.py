@@ -146,7 +146,8 @@ def _search(args: argparse.Namespace, library: Library, items: list[QueryItem]) 
     min_score = parse_min_score(args.min_score) if args.min_score is not None else None
     record, searcher = _open_searcher(args, library)
     filters = SearchFilters(roots=args.root, folder=args.folder, exclude_query_folders=args.exclude_query_folder,
-                            k=args.k, min_score=min_score, csls=args.csls)
+                            k=args.k, min_score=min_score, csls=args.csls,
+                            expand=args.expand)
     results = searcher.search(items, filters)
     if args.json:
         print_lines([json.dumps({"model": record.name, "query": [asdict(i) for i in items],
