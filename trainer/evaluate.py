@@ -230,7 +230,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = evaluate(args)
+    report = evaluate(args, args.ranking)
     print(f"split: {report['split']['how']}")
     m, trap = report["metrics"], report["content_trap"]
     trapped = (f"content trap {trap['share']:.4f} of {trap['measurable']} queries" if trap["measurable"]
@@ -417,7 +417,8 @@ def select_and_embed(args: argparse.Namespace) -> tuple[Selection, Embedded]:
     return selection, embed_subject(args, selection.samples, subjects)
 
 
-def evaluate(args: argparse.Namespace) -> dict:
+def evaluate(args: argparse.Namespace, ranking: str = "cosine") -> dict:
+    """Embed and score the selected rows; ``ranking`` names how each gallery is ranked (:data:`RANKINGS`)."""
     started = time.time()
     selection, embedded = select_and_embed(args)
     labels = np.array([s.group for s in embedded.samples])
@@ -427,8 +428,8 @@ def evaluate(args: argparse.Namespace) -> dict:
                              "unreadable": len(embedded.unreadable)},
                     "split": {"name": selection.split, "how": selection.how, "overlap": selection.overlap},
                     "subject": embedded.subject, "standardisation": embedded.standardisation, **embedded.details}
-    report["ranking"] = args.ranking
-    results = score_queries(embedded.vectors, labels, rank=app_ranking(embedded.vectors, args.ranking))
+    report["ranking"] = ranking
+    results = score_queries(embedded.vectors, labels, rank=app_ranking(embedded.vectors, ranking))
     report["metrics"] = summarise(results)
     contents = np.array([s.content for s in embedded.samples])
     report["content_trap"] = content_trap(results, labels, contents)
