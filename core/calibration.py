@@ -7,8 +7,8 @@ percentile (0-100) of its cosine among the cosines between the library's own ima
 ``NEIGHBOURS`` nearest neighbours, measured on a seeded sample of ``SAMPLE`` images. 50 means
 "as close to the query as a typical one of an image's ten nearest neighbours in this library";
 90 means closer than nine in ten such neighbours. It rises with the cosine and says how good a
-cosine is *here*; it ranks nothing (under CSLS, below, a result may rank above one with a
-slightly higher score).
+cosine is *here*; it ranks nothing (under CSLS, below, and the query expansion of
+:mod:`core.expansion`, a result may rank above one with a higher score).
 
 The labels cut the percentile at ``LABELS``. On the out-of-domain benchmark
 (``bench/score_calibration.py``: icon themes and card decks in one library, the default model)
