@@ -178,7 +178,7 @@ class HnswIndex:
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         if not len(ids):
             return np.zeros((0, self.dim), np.float32)
-        return np.asarray(self.graph.get_items(ids.astype(np.int64)), dtype=np.float32)
+        return self.graph.get_items(ids.astype(np.int64), return_type="numpy").astype(np.float32, copy=False)
 
 
 VectorIndex = ExactIndex | HnswIndex
