@@ -23,7 +23,7 @@ class SearchFilters:
     ``exclude_query_folders`` drops results that sit next to a query image; ``min_score`` drops
     results whose calibrated score (0-100, :mod:`core.calibration`) is below it, so fewer than
     ``k`` may come back; ``csls`` ranks by the hubness-corrected score instead of the cosine;
-    ``expand`` ranks the results after the first by the query and its first matches together
+    ``expand`` ranks the results after the first five by the query and those five together
     (:mod:`core.expansion`)."""
 
     roots: list[str] | None = None

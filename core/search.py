@@ -7,7 +7,7 @@ Negative images are averaged the same way and subtracted at
 letting a single "less like this" outweigh the whole board.
 
 Results are ranked by CSLS, a hubness correction, unless the filters ask for the
-plain cosine; after the first result, by the query and its first matches together
+plain cosine; after the first five, by the query and those five together
 (:mod:`core.expansion`), unless the filters ask otherwise. Every result carries the
 calibrated score of its own cosine to the query (:mod:`core.calibration`, which also
 holds the measurements behind CSLS and the scores).

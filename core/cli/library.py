@@ -136,6 +136,6 @@ def _add_search_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-csls", dest="csls", action="store_false",
                    help="rank by plain cosine similarity instead of the hubness-corrected CSLS score")
     p.add_argument("--no-expand", dest="expand", action="store_false",
-                   help="rank every result by the query alone, not the results after the first by the query "
-                        "and its first matches together")
+                   help="rank every result by the query alone, not the results after the first five by the "
+                        "query and those five together")
     p.add_argument("--json", action="store_true", help="print a JSON object with a 'results' list")
