@@ -31,8 +31,9 @@ Use::
 ``run`` scores the two HSV-histogram baselines, an untrained ALADIN-S at 128 px
 and each ``--model`` (default: the bundled model) through ``python -m trainer
 eval``, and re-runs the first model through ``aladin embed`` + ``trainer.metrics`` as an
-independent check of the same figure, with its content trap and where its wrong first results go.
-Nothing is downloaded; everything comes from the installed packages.
+independent check of the same figure, with its content trap and where its wrong first results go, and
+once more ranked as the app's search ranks its results (CSLS and query expansion: what a user's
+list shows; P@1 and mAP of record stay the cosine row's). Nothing is downloaded; everything comes from the installed packages.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ from trainer.corpora.build import near_duplicate  # noqa: E402
 from trainer.corpora.imaging import RenderError, pixel_digest  # noqa: E402
 from trainer.corpora.provenance import FileOwners, debian_package  # noqa: E402
 from trainer.manifest import Sample, read_manifest, write_manifest  # noqa: E402
-from trainer.metrics import confusions, content_trap, score_queries, summarise  # noqa: E402
+from trainer.metrics import app_ranking, confusions, content_trap, score_queries, summarise  # noqa: E402
 
 DOMAINS = ("icons", "cards")
 SIZE = 128
@@ -304,9 +305,10 @@ def histogram_scores(manifest: Path, bins: tuple[int, int, int] = HISTOGRAM_BINS
             "content_trap": content_trap(results, labels, np.array([s.content for s in samples]))}
 
 
-def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict:
+def embed_scores(manifest: Path, model: str | None, workers: int | None, ranking: str = "cosine") -> dict:
     """The model's P@k and mAP through ``aladin embed`` (the acceptance path) and trainer.metrics, with its content
-    trap and the pairs of groups its wrong first results join most."""
+    trap and the pairs of groups its wrong first results join most; ranked by cosine, or as the app's search ranks
+    (``ranking``, :func:`trainer.metrics.app_ranking`)."""
     from core.cli import main as aladin_main
 
     samples = read_manifest(manifest)
@@ -320,8 +322,8 @@ def embed_scores(manifest: Path, model: str | None, workers: int | None) -> dict
             raise SystemExit(f"aladin {' '.join(argv)} failed")
         vectors = np.load(out)
     labels = np.array([s.group for s in samples])
-    results = score_queries(vectors, labels)
-    return {"subject": f"aladin embed ({model or 'bundled model'}) + trainer.metrics",
+    results = score_queries(vectors, labels, rank=app_ranking(vectors, ranking))
+    return {"subject": f"aladin embed ({model or 'bundled model'}) + trainer.metrics, ranked by {ranking}",
             "metrics": summarise(results),
             "content_trap": content_trap(results, labels, np.array([s.content for s in samples])),
             "confusions": confusions(results, labels)}
@@ -350,11 +352,14 @@ def baselines(workers: int | None) -> list[Subject]:
 
 
 def model_subjects(models: list[str | None], workers: int | None) -> list[Subject]:
-    """Each model through ``trainer eval``, then the first again through ``aladin embed``."""
+    """Each model through ``trainer eval``, then the first again through ``aladin embed``, by cosine (the
+    acceptance figures) and as the app's search ranks its results."""
     rows = [Subject(f"model {model}" if model else "shipped default model (default.safetensors)",
                     _trainer_subject(["--model", model] if model else [], workers)) for model in models]
-    rows.append(Subject(f"same model via `aladin embed` ({models[0] or 'default.safetensors'})",
-                        lambda m: embed_scores(m, models[0], workers)))
+    name = models[0] or "default.safetensors"
+    rows.append(Subject(f"same model via `aladin embed` ({name})", lambda m: embed_scores(m, models[0], workers)))
+    rows.append(Subject(f"same, ranked as the app's search ranks (CSLS, query expansion; {name})",
+                        lambda m: embed_scores(m, models[0], workers, ranking="search")))
     return rows
 
 
@@ -401,17 +406,18 @@ def run(out: Path, models: list[str | None], workers: int | None, report_path: P
             print(f"ood: {subject.label} on {domain}", file=sys.stderr)
             row["domains"][domain] = subject.score(manifest)
         results.append(row)
+    embedded = results[len(base) + len(models)]  # the first model through `aladin embed`, by cosine
     sources_file = out / "sources.json"
     report = {"benchmark": str(out), "purpose": "independent evaluation; never train on these images",
               "data": {d: {"manifest": str(m), "images": len(read_manifest(m)),
                            "groups": len({s.group for s in read_manifest(m)})} for d, m in manifests.items()},
               "sources": json.loads(sources_file.read_text(encoding="utf-8")) if sources_file.is_file() else None,
-              "results": results, "cross_check": cross_check(results[len(base)], results[-1]),
+              "results": results, "cross_check": cross_check(results[len(base)], embedded),
               "seconds": round(time.time() - started, 1)}
     table = markdown_table(results)
     print(table)
     print(f"trainer eval vs aladin embed, largest difference: {report['cross_check']}")
-    for domain, result in results[-1]["domains"].items():
+    for domain, result in embedded["domains"].items():
         print(f"{domain}, wrong first results by pair of groups: "
               + ", ".join(f"{' / '.join(c['groups'])} {c['queries']}" for c in result["confusions"][:5]))
     if report_path is not None:

@@ -185,6 +185,10 @@ def test_the_acceptance_path_reports_its_content_trap_and_where_its_misses_go(tm
     assert wrong > 0  # the subject's colour outweighs the stripe for some queries
     assert sum(c["queries"] for c in scores["confusions"]) == wrong
     assert all(a < b and {a, b} <= {"style0", "style1", "style2"} for a, b in (c["groups"] for c in scores["confusions"]))
+    searched = embed_scores(manifest, str(tiny_model_file(tmp_path / "models", seed=2)), workers=0, ranking="search")
+    assert "ranked by search" in searched["subject"] and searched["metrics"]["queries"] == 9
+    with pytest.raises(ValueError, match="unknown ranking"):
+        embed_scores(manifest, str(tiny_model_file(tmp_path / "models", seed=2)), workers=0, ranking="plain")
 
 
 def test_documented_install_line_names_every_package_the_build_reads():
