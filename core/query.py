@@ -24,7 +24,7 @@ class SearchFilters:
     results whose calibrated score (0-100, :mod:`core.calibration`) is below it, so fewer than
     ``k`` may come back; ``csls`` ranks by the hubness-corrected score instead of the cosine;
     ``expand`` ranks the results after the first five by the query and those five together
-    (:mod:`core.expansion`)."""
+    (:mod:`core.expansion`; not for a moodboard of several positive images)."""
 
     roots: list[str] | None = None
     folder: str | None = None

@@ -8,7 +8,8 @@ letting a single "less like this" outweigh the whole board.
 
 Results are ranked by CSLS, a hubness correction, unless the filters ask for the
 plain cosine; after the first five, by the query and those five together
-(:mod:`core.expansion`), unless the filters ask otherwise. Every result carries the
+(:mod:`core.expansion`), unless the filters ask otherwise or the query is a moodboard
+of several positive images. Every result carries the
 calibrated score of its own cosine to the query (:mod:`core.calibration`, which also
 holds the measurements behind CSLS and the scores).
 """
@@ -16,6 +17,7 @@ holds the measurements behind CSLS and the scores).
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +79,10 @@ class Searcher:
         if negatives:
             q = l2_normalise(q - NEGATIVE_STRENGTH * _mean_direction(vectors[neg_mask], weights[neg_mask]))
         folders = {str(Path(i.path).resolve().parent) for i in items} if filters.exclude_query_folders else set()
+        if len(positives) > 1:
+            # A moodboard already asks for several images' styles; expanding it by its first matches pulled the
+            # rest of the list towards whichever one style those shared (core.expansion).
+            filters = replace(filters, expand=False)
         return self._run(q, exclude, folders, filters)
 
     def more_like(self, image_id: int, filters: SearchFilters | None = None) -> list[SearchResult]:

@@ -142,3 +142,15 @@ def test_the_cli_expands_unless_told_not_to(tmp_path, capsys, monkeypatch):
     assert calls == [] and len(capsys.readouterr().out.splitlines()) == 4
     assert main(["search", str(paths[0]), "-k", "4", *lib]) == 0
     assert calls == [8] and len(capsys.readouterr().out.splitlines()) == 4  # all 8 others were candidates
+
+
+def test_a_moodboard_of_several_images_is_not_expanded(searched, monkeypatch):
+    paths, _, searcher = searched
+    board = [QueryItem(str(paths[0])), QueryItem(str(paths[13]))]
+    plain = searcher.search(board, SearchFilters(k=18, expand=False))
+    calls = []
+    monkeypatch.setattr(core.search, "expanded_order", lambda *a, **kw: calls.append(1) or expanded_order(*a, **kw))
+    assert [r.image_id for r in searcher.search(board, SearchFilters(k=18))] == [r.image_id for r in plain]
+    assert calls == []
+    searcher.search([board[0], QueryItem(str(paths[9]), negative=True)], SearchFilters(k=18))
+    assert calls == [1]  # one positive image and a negative one: still expanded
