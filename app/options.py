@@ -15,6 +15,7 @@ from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from core.expansion import EXPAND_DEFAULT
 from core.paths import config_file
 
 DEVICES = ("auto", "cpu")  # plus "cuda:N" for each detected GPU
@@ -39,6 +40,8 @@ OPTIONS: dict[str, Option] = {o.key: o for o in (
     Option("filter_root", "", "restrict results to this library root; empty means all"),
     Option("filter_folder", "", "restrict results to this folder; empty means anywhere"),
     Option("strong_only", False, "show only strong matches (calibrated score 75 or more, core.calibration.STRONG)"),
+    Option("expand_results", EXPAND_DEFAULT, "rank results after the first five by the query and those five together "
+                                   "(core.expansion: the list follows the query's style through other subjects)"),
     Option("show_scores", True, "show each result's calibrated score as a badge on its tile"),
     Option("watch_paused", False, "stop picking up changes in the library folders until resumed"),
     Option("rescan_on_start", True, "rescan the watched folders once at start, for what changed while closed"),

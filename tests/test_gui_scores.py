@@ -1,4 +1,5 @@
-"""Calibrated score badges on result tiles, their setting, and the "strong matches only" filter."""
+"""Calibrated score badges on result tiles, their setting, and the "strong matches only" and "follow the first
+matches" filters."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from app.results_model import ResultsModel
 from app.roles import CalibratedScoreRole
 from app.thumbnails import ThumbnailProvider
 from core.calibration import STRONG
+from core.expansion import EXPAND_DEFAULT
 from core.query import SearchResult
 
 EDGE = 96
@@ -95,6 +97,24 @@ def test_strong_matches_checkbox_maps_to_the_strong_threshold_and_round_trips(qt
     with qtbot.assertNotEmitted(again.changed):
         again.restore(Settings(tmp_path / "settings.ini"))
     assert again.strong_check.isChecked() and again.filters().min_score == STRONG
+
+
+def test_follow_the_first_matches_checkbox_maps_to_query_expansion_and_round_trips(qtbot, tmp_path):
+    settings = Settings(tmp_path / "settings.ini")
+    bar = FilterBar()
+    qtbot.addWidget(bar)
+    bar.restore(settings)
+    assert bar.expand_check.isChecked() and bar.filters().expand is EXPAND_DEFAULT is True
+    with qtbot.waitSignal(bar.changed):
+        bar.expand_check.setChecked(False)
+    assert bar.filters().expand is False
+    bar.save(settings)
+    settings.sync()
+    again = FilterBar()
+    qtbot.addWidget(again)
+    with qtbot.assertNotEmitted(again.changed):
+        again.restore(Settings(tmp_path / "settings.ini"))
+    assert not again.expand_check.isChecked() and again.filters().expand is False
 
 
 def test_show_scores_option_defaults_on_and_persists(tmp_path):

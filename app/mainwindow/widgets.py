@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QApplication, QCheckBox, QComboBox, QFileDialog, 
                                QStackedWidget, QTabWidget, QToolButton, QVBoxLayout, QWidget)
 
 from core.calibration import STRONG
+from core.expansion import TOP as EXPAND_TOP
 from core.query import SearchFilters
 
 from app import icons
@@ -91,7 +92,8 @@ class QueryArea(QFrame):
 
 class FilterBar(QWidget):
     """Where to search and how much to show: root, folder, "exclude the query's folders",
-    "strong matches only" (a calibrated score of at least ``core.calibration.STRONG``), result count.
+    "strong matches only" (a calibrated score of at least ``core.calibration.STRONG``), "follow the first
+    matches" (query expansion, ``core.expansion``), result count.
 
     Signals:
         changed(): the user changed a filter; the search runs again.
@@ -115,6 +117,11 @@ class FilterBar(QWidget):
         self.strong_check = QCheckBox("Strong matches only")
         self.strong_check.setToolTip(f"Only results with a score of {STRONG:.0f} or more: closer to the query than "
                                      f"{STRONG:.0f} % of the library's own near neighbours ('close' or 'very close')")
+        self.expand_check = QCheckBox("Follow the first matches")
+        self.expand_check.setToolTip(f"Rank the results after the first {EXPAND_TOP} by the query and those "
+                                     f"{EXPAND_TOP} together, so the list follows the query's style through other "
+                                     "subjects. Off: every result ranked by its own likeness to the query. A "
+                                     "moodboard of several images is never widened this way.")
         self.k_spin = QSpinBox()
         self.k_spin.setRange(1, 10000)
         self.k_spin.setSingleStep(50)
@@ -129,6 +136,7 @@ class FilterBar(QWidget):
         bar.addSpacing(8)
         bar.addWidget(self.exclude_check)
         bar.addWidget(self.strong_check)
+        bar.addWidget(self.expand_check)
         bar.addSpacing(8)
         bar.addWidget(QLabel("Results"))
         bar.addWidget(self.k_spin)
@@ -137,6 +145,7 @@ class FilterBar(QWidget):
         self.folder_edit.textChanged.connect(lambda text: text or self.changed.emit())  # the clear button
         self.exclude_check.toggled.connect(self.changed)
         self.strong_check.toggled.connect(self.changed)
+        self.expand_check.toggled.connect(self.changed)
         self.k_spin.valueChanged.connect(self.changed)
 
     def root(self) -> str:
@@ -147,7 +156,8 @@ class FilterBar(QWidget):
         root = self.root() or None
         return SearchFilters(roots=[root] if root else None, folder=self.folder_edit.text().strip() or None,
                              exclude_query_folders=self.exclude_check.isChecked(), k=self.k_spin.value(),
-                             min_score=STRONG if self.strong_check.isChecked() else None)
+                             min_score=STRONG if self.strong_check.isChecked() else None,
+                             expand=self.expand_check.isChecked())
 
     def set_roots(self, roots: list, current: str) -> None:
         """Offer ``roots`` (``core.library.RootStatus``), keeping ``current`` chosen when it is still there."""
@@ -173,13 +183,14 @@ class FilterBar(QWidget):
 
     def restore(self, settings: Settings) -> None:
         """The filters of the last session (the root follows once the library's roots are known)."""
-        for w in (self.exclude_check, self.strong_check, self.k_spin, self.folder_edit):
+        for w in (self.exclude_check, self.strong_check, self.expand_check, self.k_spin, self.folder_edit):
             w.blockSignals(True)
         self.exclude_check.setChecked(settings.get("exclude_query_folders"))
         self.strong_check.setChecked(settings.get("strong_only"))
+        self.expand_check.setChecked(settings.get("expand_results"))
         self.k_spin.setValue(settings.get("results_k"))
         self.folder_edit.setText(settings.get("filter_folder"))
-        for w in (self.exclude_check, self.strong_check, self.k_spin, self.folder_edit):
+        for w in (self.exclude_check, self.strong_check, self.expand_check, self.k_spin, self.folder_edit):
             w.blockSignals(False)
 
     def save(self, settings: Settings) -> None:
@@ -187,6 +198,7 @@ class FilterBar(QWidget):
         settings.set("filter_folder", self.folder_edit.text().strip())
         settings.set("exclude_query_folders", self.exclude_check.isChecked())
         settings.set("strong_only", self.strong_check.isChecked())
+        settings.set("expand_results", self.expand_check.isChecked())
         settings.set("results_k", self.k_spin.value())
 
 
