@@ -7,8 +7,9 @@
 #   sudo bench/rebuild_data.sh            # in the repository root, after the README's setup (.venv)
 #
 # Writes data/ (git-ignored): corpus4 (the training corpus), corpus-new4 (the 17 validation sources),
-# jpeg4 (their JPEG variant), corpus-more4, corpus-warmux, corpus-chess (held-out tests), ood-v2 (the
-# independent benchmark), corpus-restyled, corpus-sprites (the restyled sprites); runs/restyled/whiten-fit4.csv,
+# jpeg4 (their JPEG variant), corpus-more4, corpus-warmux, corpus-chess (held-out tests), ood-v2, ood-wide and
+# ood-wide-d (the independent benchmark: 40 chosen icon names, every name 14 themes draw, and the same without a
+# theme's near-identical drawings), corpus-restyled, corpus-sprites (the restyled sprites); runs/restyled/whiten-fit4.csv,
 # pack.csv and pack-both.csv; .gpu/corpus-restyled.tar (the third lease's pack), .gpu/corpus-both.tar (the next
 # lease's: both restyled sources) and .gpu/site (what bench/gpu_session.sh needs on the GPU machine). DATA.md
 # gives the counts each should have.
@@ -39,6 +40,9 @@ build corpus-more4 cataclysm,freecol,redeclipse
 build corpus-warmux warmux
 build corpus-chess chess-pieces
 nice -n 5 $PY bench/ood_benchmark.py build data/ood-v2 > "$LOGS/ood-v2.log" 2>&1
+nice -n 5 $PY bench/ood_benchmark.py build data/ood-wide --min-themes 14 > "$LOGS/ood-wide.log" 2>&1
+nice -n 5 $PY bench/ood_benchmark.py build data/ood-wide-d --min-themes 14 --distinct-drawings \
+  > "$LOGS/ood-wide-d.log" 2>&1
 $PY bench/jpeg_variant.py data/corpus-new4/manifest.csv data/jpeg4 --quality 80 > "$LOGS/jpeg4.log"
 $PY -m trainer.corpora select data/corpus4/manifest.csv --out runs/restyled/whiten-fit4.csv --cap procedural=3
 

@@ -10,8 +10,11 @@ import pytest
 from PIL import Image, ImageDraw
 
 from bench.ood_benchmark import build_cards, build_icons, embed_scores, histogram_scores, package_licence
-from bench.ood_sources import CARD_DECKS, CARDS, ICON_THEMES, ICONS_DIR, Deck, IconTheme, find_icons, fit_centred
+from bench.ood_sources import (
+    CARD_DECKS, CARDS, ICON_THEMES, ICONS_DIR, Deck, IconTheme, find_icons, fit_centred, shared_icon_names,
+)
 from library_fixtures import tiny_model_file
+from trainer.corpora.provenance import FileOwners
 from trainer.corpora.reserved import is_reserved
 from trainer.manifest import Sample, read_manifest, write_manifest
 
@@ -123,6 +126,48 @@ def test_icon_build_groups_by_theme_and_records_the_subject(tmp_path):
     assert img.size == (32, 32) and img.mode == "RGBA"
     manifest = write_manifest(tmp_path / "out" / "manifest.csv", domain.rows)
     assert {(s.group, s.content) for s in read_manifest(manifest)} == rows
+
+
+def test_shared_names_are_the_subjects_enough_themes_draw_themselves(tmp_path):
+    root = tmp_path / "root"
+    drawn = {"Alpha": {"folder.png": 256, "printer.png": 256, "camera.png": 256, "zebra.png": 256},
+             # Beta draws the folder under its GNOME 2 name, the printer too small to use, and owns no zebra file.
+             "Beta": {"gnome-fs-directory.png": 256, "printer.png": 48, "camera.png": 256, "zebra.png": 256},
+             "Gamma": {"folder.png": 256, "printer.png": 256, "zebra-symbolic.png": 256}}
+    for seed, (name, icons) in enumerate(drawn.items()):
+        files = _theme(root, name, icons, seed, unlisted=("zebra.png",) if name == "Beta" else ())
+        _package(root, f"{name.lower()}-icon-theme", files)
+    themes = tuple(IconTheme(n, ((f"{n.lower()}-icon-theme", n),)) for n in drawn)
+    owners = FileOwners([f"{n.lower()}-icon-theme" for n in drawn], root)
+
+    names = shared_icon_names(themes, root / ICONS_DIR, owners.package_of, min_themes=2)
+
+    assert names == {"folder": ("gnome-fs-directory",), "printer": ("gnome-dev-printer",), "camera-photo": ("camera",)}
+    assert set(shared_icon_names(themes, root / ICONS_DIR, owners.package_of, min_themes=3)) == {"folder"}
+    domain = build_icons(tmp_path / "out", root, size=32, themes=themes, names=names, min_images=1)
+    assert {(s.group, s.content) for s in domain.rows} == {
+        ("Alpha", "folder"), ("Alpha", "printer"), ("Alpha", "camera-photo"),
+        ("Beta", "folder"), ("Beta", "camera-photo"), ("Gamma", "folder"), ("Gamma", "printer")}
+
+
+def test_distinct_drawings_keep_one_of_a_themes_near_identical_icons(tmp_path):
+    root = tmp_path / "root"
+    files = _theme(root, "Alpha", {"folder.png": 256, "printer.png": 256, "user-home.png": 256}, 1)
+    home = root / ICONS_DIR / "Alpha/256x256/apps/user-home.png"
+    near = np.asarray(Image.open(root / ICONS_DIR / "Alpha/256x256/apps/folder.png")).copy()
+    near[120:136, 120:136, :3] ^= 0xFF  # an emblem on the folder: the same drawing for a 16 px thumbnail
+    Image.fromarray(near).save(home)
+    _package(root, "alpha-icon-theme", files)
+    themes = (IconTheme("Alpha", (("alpha-icon-theme", "Alpha"),)),)
+    names = {"folder": (), "printer": (), "user-home": ()}
+
+    every = build_icons(tmp_path / "every", root, size=32, themes=themes, names=names, min_images=1)
+    distinct = build_icons(tmp_path / "distinct", root, size=32, themes=themes, names=names, min_images=1,
+                           distinct=True)
+
+    assert {s.content for s in every.rows} == {"folder", "printer", "user-home"}
+    assert {s.content for s in distinct.rows} == {"folder", "printer"}
+    assert distinct.skipped == [{"group": "Alpha", "item": "user-home", "reason": "near copy of folder in the same group"}]
 
 
 @pytest.mark.skipif(shutil.which("rsvg-convert") is None, reason="needs rsvg-convert (librsvg2-bin)")
