@@ -81,40 +81,26 @@ def test_badge_text():
     assert badge_text(10.0, expanded=True) == "10 · weak"
 
 
-def test_strong_matches_checkbox_maps_to_the_strong_threshold_and_round_trips(qtbot, tmp_path):
+@pytest.mark.parametrize("check, field, first, then", [
+    ("strong_check", "min_score", None, STRONG),  # "Strong matches only": off, then the strong threshold
+    ("expand_check", "expand", EXPAND_DEFAULT, not EXPAND_DEFAULT),  # "Follow the first matches": on, then off
+])
+def test_filter_checkbox_maps_to_its_search_filter_and_round_trips(qtbot, tmp_path, check, field, first, then):
     settings = Settings(tmp_path / "settings.ini")
     bar = FilterBar()
     qtbot.addWidget(bar)
     bar.restore(settings)
-    assert not bar.strong_check.isChecked() and bar.filters().min_score is None
+    assert getattr(bar.filters(), field) == first
     with qtbot.waitSignal(bar.changed):
-        bar.strong_check.setChecked(True)
-    assert bar.filters().min_score == STRONG
+        getattr(bar, check).toggle()
+    assert getattr(bar.filters(), field) == then
     bar.save(settings)
     settings.sync()
     again = FilterBar()
     qtbot.addWidget(again)
     with qtbot.assertNotEmitted(again.changed):
         again.restore(Settings(tmp_path / "settings.ini"))
-    assert again.strong_check.isChecked() and again.filters().min_score == STRONG
-
-
-def test_follow_the_first_matches_checkbox_maps_to_query_expansion_and_round_trips(qtbot, tmp_path):
-    settings = Settings(tmp_path / "settings.ini")
-    bar = FilterBar()
-    qtbot.addWidget(bar)
-    bar.restore(settings)
-    assert bar.expand_check.isChecked() and bar.filters().expand is EXPAND_DEFAULT is True
-    with qtbot.waitSignal(bar.changed):
-        bar.expand_check.setChecked(False)
-    assert bar.filters().expand is False
-    bar.save(settings)
-    settings.sync()
-    again = FilterBar()
-    qtbot.addWidget(again)
-    with qtbot.assertNotEmitted(again.changed):
-        again.restore(Settings(tmp_path / "settings.ini"))
-    assert not again.expand_check.isChecked() and again.filters().expand is False
+    assert getattr(again.filters(), field) == then
 
 
 def test_show_scores_option_defaults_on_and_persists(tmp_path):
