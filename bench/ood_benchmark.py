@@ -142,9 +142,9 @@ class Duplicates:
         self.thumbs.setdefault(content, []).append(_thumbnail(img))
 
 
-def _sibling(img: Image.Image, kept: dict[str, np.ndarray]) -> str | None:
-    """The subject already kept in this group that ``img`` nearly repeats (a folder and its music-folder), if any."""
-    thumb = _thumbnail(img)
+def _sibling(thumb: np.ndarray, kept: dict[str, np.ndarray]) -> str | None:
+    """The subject already kept in this group whose thumbnail ``thumb`` nearly repeats (a folder and its music
+    folder), if any."""
     return next((content for content, other in kept.items() if near_duplicate(thumb, other)), None)
 
 
@@ -159,15 +159,16 @@ def _keep_group(domain: Domain, folder: Path, group: str, images: dict[str, tupl
     fresh, thumbs = {}, {}
     for content, (img, package) in images.items():
         why = dups.reason(img, content)
-        sibling = _sibling(img, thumbs) if distinct and not why else None
+        thumb = _thumbnail(img) if distinct and not why else None
+        sibling = _sibling(thumb, thumbs) if thumb is not None else None
         if sibling:
             why = f"near copy of {sibling} in the same group"
         if why:
             domain.skip(group, content, why)
         else:
             fresh[content] = (img, package)
-            if distinct:
-                thumbs[content] = _thumbnail(img)
+            if thumb is not None:
+                thumbs[content] = thumb
     if len(fresh) < min_images:
         domain.skip(group, None, f"only {len(fresh)} images left (at least {min_images} needed)")
         return
